@@ -1,0 +1,3 @@
+"""Argus: quality-aware, high-throughput serving for text-to-image diffusion models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,197 @@
+"""The one typed configuration object of Argus.
+
+A deployment is described by one YAML or TOML file: the model variants, the approximation levels
+built from them, and one section per subsystem. `load_config()` validates it and fails with a
+message naming the offending field. Environment overrides are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_CACHE_DIR = "ARGUS_CACHE_DIR"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VariantConfig(_Section):
+    """One model variant: a set of weights the workers can load."""
+
+    name: str = Field(min_length=1)
+    """Unique name, used by `model=` in requests and by levels."""
+    source: str = Field(min_length=1)
+    """Local diffusers folder, hub id, `builtin:<name>` (shipped weights) or `random:<arch>`."""
+    default_steps: int = Field(ge=1, le=1000)
+    """Denoising steps of this variant's full-quality generation."""
+    resolution: int = Field(ge=8, le=4096)
+    """Native square output size in pixels."""
+    guidance_scale: float = Field(default=3.0, ge=0.0)
+    """Classifier-free guidance weight (<= 1 disables guidance)."""
+    scheduler: Literal["ddim", "euler", "dpm"] = "ddim"
+    """Sampler family; a fresh instance is built for every generation."""
+    load_time_s: float = Field(default=0.0, ge=0.0)
+    """Measured time to load the weights onto a worker (a switch costs this)."""
+    memory_gb: float = Field(default=0.0, ge=0.0)
+    """Measured resident memory of the loaded pipeline."""
+
+
+class LevelConfig(_Section):
+    """One approximation level = (variant, steps, cache skip K)."""
+
+    name: str = Field(min_length=1)
+    variant: str = Field(min_length=1)
+    steps: int = Field(ge=1, le=1000)
+    cache_k: int = Field(default=0, ge=0)
+    """Steps skipped by starting from a cached latent (0: no cache reuse)."""
+
+    @model_validator(mode="after")
+    def _k_below_steps(self) -> LevelConfig:
+        if self.cache_k >= self.steps:
+            raise ValueError(f"cache_k ({self.cache_k}) must be < steps ({self.steps})")
+        return self
+
+
+# The level type shared by the control plane, the runtime and the simulator.
+Level = LevelConfig
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    """Worker processes on this machine; each owns its pipelines."""
+    threads_per_worker: int = Field(default=0, ge=0)
+    """torch threads per worker; 0 = cores // workers (never oversubscribe)."""
+    queue_capacity: int = Field(default=64, ge=1)
+    """Requests waiting per dispatcher before 429."""
+    max_prompt_chars: int = Field(default=2000, ge=1)
+    max_n: int = Field(default=4, ge=1)
+    max_size: int = Field(default=1024, ge=8)
+    slo_s: float = Field(default=0.0, ge=0.0)
+    """Per-request latency deadline; 0 = slo_multiplier x the full level's batch-1 time."""
+    slo_multiplier: float = Field(default=5.0, gt=0.0)
+
+
+class ControlConfig(_Section):
+    quality_floor: float = Field(default=0.9, gt=0.0, le=1.0)
+    """Default minimum predicted relative quality per request (Argus used ~90%)."""
+    planning_period_s: float = Field(default=5.0, gt=0.0)
+    profile: str | None = None
+    """Profile JSON for this deployment (None: the shipped one of the embedded family)."""
+    predictor: str | None = None
+    """Trained predictor file (None: the shipped one, else profile means)."""
+
+
+class CacheConfig(_Section):
+    enabled: bool = True
+    dir: str = ".argus-cache"
+    """Where latents live; `ARGUS_CACHE_DIR` overrides it."""
+    capacity_bytes: int = Field(default=512 * 1024**2, ge=0)
+    shared_namespace: str | None = None
+    """If set, every tenant reads and writes this one namespace (no isolation)."""
+    hnsw_threshold: int = Field(default=20_000, ge=1)
+    """Index entries past which a namespace switches from flat to HNSW search."""
+    similarity_bands: list[tuple[float, int]] = Field(
+        default=[(0.95, 25), (0.90, 20), (0.85, 15), (0.75, 10), (0.65, 5)]
+    )
+    """(min cosine similarity, K of `band_steps`), NIRVANA's published bands."""
+    band_steps: int = Field(default=50, ge=1)
+
+
+class RoutingConfig(_Section):
+    enabled: bool = False
+    cloud_url: str | None = None
+    """OpenAI-compatible images endpoint base URL of the cloud tier."""
+    cloud_model: str | None = None
+    budget: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Maximum share of requests sent to the cloud over the window."""
+    window_s: float = Field(default=60.0, gt=0.0)
+    timeout_s: float = Field(default=30.0, gt=0.0)
+    cost_per_call: float = Field(default=0.0, ge=0.0)
+
+
+class ArgusConfig(_Section):
+    """Everything a deployment needs; one instance is passed everywhere."""
+
+    variants: list[VariantConfig] = Field(min_length=1)
+    levels: list[LevelConfig] = Field(min_length=1)
+    server: ServerConfig = ServerConfig()
+    control: ControlConfig = ControlConfig()
+    cache: CacheConfig = CacheConfig()
+    routing: RoutingConfig = RoutingConfig()
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> ArgusConfig:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variants: duplicate name in {names}")
+        level_names = [lv.name for lv in self.levels]
+        if len(set(level_names)) != len(level_names):
+            raise ValueError(f"levels: duplicate name in {level_names}")
+        for i, level in enumerate(self.levels):
+            if level.variant not in names:
+                raise ValueError(f"levels.{i}.variant: unknown variant {level.variant!r}")
+        return self
+
+    def variant(self, name: str) -> VariantConfig:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"unknown variant {name!r}")
+
+    def level(self, name: str) -> LevelConfig:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(f"unknown level {name!r}")
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(os.environ.get(ENV_CACHE_DIR) or self.cache.dir)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the field."""
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid config {origin}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {field}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, origin: str = "<dict>") -> ArgusConfig:
+    try:
+        return ArgusConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def load_config(path: str | Path | None = None) -> ArgusConfig:
+    """Load and validate a YAML/TOML config; None gives the embedded default."""
+    if path is None:
+        from argus.defaults import default_config
+
+        return default_config()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot parse config {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {path}: top level must be a mapping")
+    return parse_config(data, str(path))

@@ -1,0 +1,83 @@
+"""Types shared by the API, the control plane, the runtime and the simulator.
+
+`Request` is the control plane's view of one generation request: the same object is queued,
+planned and dispatched whether a real worker or a simulated one serves it. Wire formats (HTTP
+bodies, worker messages) live next to their transport and convert to and from these.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+
+
+class RequestStatus(enum.IntEnum):
+    QUEUED = 0
+    RUNNING = 1
+    # Every terminal status comes after RUNNING.
+    COMPLETED = 2
+    REJECTED = 3
+    CANCELLED = 4
+    FAILED = 5
+
+    @property
+    def finished(self) -> bool:
+        return self >= RequestStatus.COMPLETED
+
+
+def new_request_id() -> str:
+    return f"img-{uuid.uuid4().hex[:20]}"
+
+
+@dataclass(slots=True)
+class Request:
+    """Mutable control-plane state of one request (times in seconds on the caller's clock)."""
+
+    prompt: str
+    arrival_s: float
+    deadline_s: float
+    """Absolute time by which the response must be sent (arrival + SLO)."""
+    request_id: str = field(default_factory=new_request_id)
+    n: int = 1
+    """Images in this request (all served at one level, in one batch slot each)."""
+    tenant: str = "default"
+    seed: int | None = None
+    quality_floor: float | None = None
+    """Minimum relative quality; None = the configured default."""
+    pinned_variant: str | None = None
+    pinned_steps: int | None = None
+    no_approximation: bool = False
+    """`quality: high`: serve the full level only."""
+    prompt_id: int | None = None
+    """Index into a profile's per-prompt table (simulator and offline studies)."""
+    cache_similarity: float | None = None
+    """Top-1 similarity to the approximate cache, when known before dispatch."""
+    predicted_quality: dict[str, float] | None = None
+    """Predicted relative quality per level name, filled by the predictor."""
+    optimal_level: str | None = None
+    level: str | None = None
+    """Level it was (or will be) served at."""
+    status: RequestStatus = RequestStatus.QUEUED
+    reason: str | None = None
+    """Why it was rejected or moved, in words a client can read."""
+    start_s: float | None = None
+    finish_s: float | None = None
+
+    @property
+    def pinned(self) -> bool:
+        return self.no_approximation or self.pinned_variant is not None or (
+            self.pinned_steps is not None
+        )
+
+    @property
+    def latency_s(self) -> float | None:
+        if self.finish_s is None:
+            return None
+        return self.finish_s - self.arrival_s
+
+    @property
+    def met_slo(self) -> bool:
+        return self.status == RequestStatus.COMPLETED and self.finish_s is not None and (
+            self.finish_s <= self.deadline_s
+        )
