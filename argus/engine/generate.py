@@ -1,0 +1,204 @@
+"""Argus' own denoising loop (contract B).
+
+Owning the loop (instead of calling a diffusers pipeline's `__call__`) gives the approximation
+strategies what they need: start at step K from given latents with a new prompt's conditioning
+(approximate-cache resume), capture latents at chosen steps, and stop between steps.
+
+NOTE: diffusers' txt2img pipelines multiply supplied `latents` by `init_noise_sigma` and run the
+whole schedule, so they cannot resume at step K; here the schedule is sliced at K instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from argus.engine.pipeline import Pipeline
+
+StepCallback = Callable[[int, int], bool]
+"""(steps done, total steps) -> False to cancel at this step boundary."""
+
+
+class GenerationCancelled(Exception):
+    """The step callback asked to stop; no image was produced."""
+
+    def __init__(self, step: int, total_steps: int) -> None:
+        super().__init__(f"cancelled after step {step} of {total_steps}")
+        self.step = step
+        self.total_steps = total_steps
+
+
+@dataclass
+class GenerationSpec:
+    """One image to generate. Specs in one batch must be `compatible`."""
+
+    prompt: str
+    seed: int
+    steps: int
+    """N: the full schedule's length (also when starting part-way)."""
+    height: int
+    width: int
+    guidance_scale: float = 1.0
+    """Classifier-free guidance weight; active when > 1."""
+    negative_prompt: str = ""
+    start_step: int = 0
+    """K: start at step K of the N-step schedule from `start_latents` (0 = from noise)."""
+    start_latents: np.ndarray | None = None
+    """Latents BEFORE step K of an N-step run, shape (C, h, w)."""
+    capture_steps: Sequence[int] = ()
+    """Step indices (0..N) whose pre-step latents are returned; N = the final latents."""
+
+    def compatibility_key(self) -> tuple[int, int, int, int, float]:
+        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
+
+
+@dataclass
+class GenerationResult:
+    image: np.ndarray
+    """Float32 (H, W, 3) in [0, 1]."""
+    captured: dict[int, np.ndarray] = field(default_factory=dict)
+    """Step index -> float32 latents before that step."""
+    steps_run: int = 0
+    """N - K denoiser steps actually run."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """encode, denoise, decode and total, for the whole batch."""
+
+
+def _check_batch(pipe: Pipeline, specs: Sequence[GenerationSpec]) -> None:
+    if not specs:
+        raise ValueError("empty batch")
+    keys = {s.compatibility_key() for s in specs}
+    if len(keys) != 1:
+        raise ValueError(f"incompatible specs in one batch: {sorted(keys)}")
+    spec = specs[0]
+    if not 0 <= spec.start_step < spec.steps:
+        raise ValueError(f"start_step {spec.start_step} must be in [0, steps={spec.steps})")
+    multiple = pipe.size_multiple
+    if spec.height % multiple or spec.width % multiple:
+        raise ValueError(f"size {spec.width}x{spec.height} must be a multiple of {multiple}")
+    if spec.start_step and any(s.start_latents is None for s in specs):
+        raise ValueError("start_step > 0 needs start_latents for every spec")
+
+
+@torch.inference_mode()
+def encode_prompts(pipe: Pipeline, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(last hidden states, pooled embeddings) of the text encoder."""
+    tokens = pipe.tokenizer(
+        list(prompts),
+        padding="max_length",
+        max_length=pipe.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    out = pipe.text_encoder(tokens.input_ids.to(pipe.device))
+    return out.last_hidden_state, out.pooler_output
+
+
+def embed_prompts(pipe: Pipeline, prompts: Sequence[str]) -> np.ndarray:
+    """L2-normalised pooled text embeddings, float32 (the approximate cache's key)."""
+    _, pooled = encode_prompts(pipe, prompts)
+    return F.normalize(pooled.float(), dim=-1).cpu().numpy().astype(np.float32)
+
+
+def _initial_latents(pipe: Pipeline, specs: Sequence[GenerationSpec], sigma: float) -> torch.Tensor:
+    spec = specs[0]
+    if spec.start_step:
+        stacked = np.stack([s.start_latents for s in specs]).astype(np.float32)
+        return torch.from_numpy(stacked).to(pipe.device)
+    f = pipe.latent_factor
+    shape = (1, pipe.latent_channels, spec.height // f, spec.width // f)
+    # One generator per spec: an image depends on its seed only, not on its batch.
+    noise = [torch.randn(shape, generator=torch.Generator().manual_seed(s.seed)) for s in specs]
+    return torch.cat(noise).to(pipe.device) * sigma
+
+
+@torch.inference_mode()
+def decode_latents(pipe: Pipeline, latents: torch.Tensor) -> np.ndarray:
+    """Latents -> float32 images (B, H, W, 3) in [0, 1]."""
+    if pipe.vae is None:
+        pixels = F.pixel_shuffle(latents, pipe.pixel_unshuffle).clamp(-1, 1)
+    else:
+        pixels = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample.clamp(-1, 1)
+    images = (pixels.float() + 1) / 2
+    return images.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+
+
+@torch.inference_mode()
+def generate(
+    pipe: Pipeline,
+    specs: Sequence[GenerationSpec],
+    callback: StepCallback | None = None,
+) -> list[GenerationResult]:
+    """Run one batch of compatible specs; raises `GenerationCancelled` if the callback says so."""
+    # 0. Check inputs.
+    _check_batch(pipe, specs)
+    spec = specs[0]
+    total, start = spec.steps, spec.start_step
+    guided = spec.guidance_scale > 1.0
+    t0 = time.perf_counter()
+
+    # 1. Encode prompts; the unconditional branch is the negative prompt.
+    texts = [s.prompt for s in specs]
+    if guided:
+        texts = [s.negative_prompt for s in specs] + texts
+    hidden, pooled = encode_prompts(pipe, texts)
+    class_labels = pooled if pipe.unet.config.class_embed_type == "projection" else None
+    t1 = time.perf_counter()
+
+    # 2. A fresh scheduler for this generation, its schedule sliced at K.
+    scheduler = pipe.new_scheduler()
+    scheduler.set_timesteps(total, device=pipe.device)
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    timesteps = scheduler.timesteps[start:]
+
+    # 3. Initial latents: seeded noise, or the given latents before step K.
+    latents = _initial_latents(pipe, specs, float(scheduler.init_noise_sigma))
+    captured: list[dict[int, np.ndarray]] = [{} for _ in specs]
+
+    # 4. Denoise, capturing pre-step latents and calling back after every step.
+    for i, t in enumerate(timesteps, start=start):
+        _capture(latents, i, specs, captured)
+        model_in = torch.cat([latents] * 2) if guided else latents
+        model_in = scheduler.scale_model_input(model_in, t)
+        pred = pipe.unet(
+            model_in, t, encoder_hidden_states=hidden, class_labels=class_labels
+        ).sample
+        if guided:
+            uncond, cond = pred.chunk(2)
+            pred = uncond + spec.guidance_scale * (cond - uncond)
+        latents = scheduler.step(pred, t, latents).prev_sample
+        if callback is not None and not callback(i + 1, total):
+            raise GenerationCancelled(i + 1, total)
+    _capture(latents, total, specs, captured)
+    t2 = time.perf_counter()
+
+    # 5. Decode.
+    images = decode_latents(pipe, latents)
+    t3 = time.perf_counter()
+    timings = {
+        "encode": (t1 - t0) * 1e3,
+        "denoise": (t2 - t1) * 1e3,
+        "decode": (t3 - t2) * 1e3,
+        "total": (t3 - t0) * 1e3,
+    }
+    return [
+        GenerationResult(image=img, captured=cap, steps_run=total - start, timings_ms=timings)
+        for img, cap in zip(images, captured, strict=True)
+    ]
+
+
+def _capture(
+    latents: torch.Tensor,
+    step: int,
+    specs: Sequence[GenerationSpec],
+    captured: list[dict[int, np.ndarray]],
+) -> None:
+    for j, s in enumerate(specs):
+        if step in s.capture_steps:
+            captured[j][step] = latents[j].float().cpu().numpy().copy()

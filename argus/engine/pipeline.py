@@ -1,0 +1,156 @@
+"""Loading a variant's diffusers components into a `Pipeline` (contracts A and B).
+
+A variant's `source` is one of: `random:<arch>` (seeded random weights built from configs),
+`builtin:<name>` (shipped weights under `argus/assets/shapes/<name>/`), a local diffusers folder,
+or a hub id (loaded by diffusers' `from_pretrained`; needs the hub or a filled local cache).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from argus.config import VariantConfig
+from argus.engine import random_models
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "ddim": DDIMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "dpm": DPMSolverMultistepScheduler,
+}
+
+
+@dataclass
+class Pipeline:
+    """One loaded variant: its components, shared read-only by the generations that use it."""
+
+    name: str
+    unet: UNet2DConditionModel
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    scheduler_class: type[SchedulerMixin]
+    scheduler_config: dict[str, Any]
+    """Schedulers keep run state, so each generation builds its own from this config."""
+    vae: AutoencoderKL | None = None
+    """None: pixel-space model (latents = pixel_unshuffle(image, pixel_unshuffle))."""
+    pixel_unshuffle: int = 1
+    random_weights: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    load_time_s: float = 0.0
+
+    def new_scheduler(self) -> SchedulerMixin:
+        """A fresh scheduler: never share one between concurrent generations."""
+        return self.scheduler_class.from_config(self.scheduler_config)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def latent_factor(self) -> int:
+        """Image pixels per latent pixel along one side."""
+        if self.vae is None:
+            return self.pixel_unshuffle
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.latent_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+
+def variant_folder(source: str) -> Path | None:
+    """The local folder of a `builtin:` or path source; None for random and hub sources."""
+    if source.startswith("random:"):
+        return None
+    if source.startswith("builtin:"):
+        return ASSETS_DIR / source.removeprefix("builtin:")
+    path = Path(source).expanduser()
+    return path if path.is_dir() else None
+
+
+def is_random(source: str) -> bool:
+    return source.startswith("random:")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def size_multiple(variant: VariantConfig) -> int:
+    """Image sides must be multiples of this; read from configs only, no weights loaded."""
+    if is_random(variant.source):
+        return random_models.size_multiple(variant.source.removeprefix("random:"))
+    folder = variant_folder(variant.source)
+    if folder is None or not (folder / "unet" / "config.json").exists():
+        return 8  # hub id: SD-class models take multiples of 8
+    unet_levels = len(_read_json(folder / "unet" / "config.json")["block_out_channels"])
+    vae_config = folder / "vae" / "config.json"
+    if vae_config.exists():
+        factor = 2 ** (len(_read_json(vae_config)["block_out_channels"]) - 1)
+    else:
+        factor = int(_read_json(folder / "model_index.json").get("_argus_pixel_unshuffle", 1))
+    return factor * 2 ** (unet_levels - 1)
+
+
+def _load_pretrained(variant: VariantConfig) -> dict[str, Any]:
+    folder = variant_folder(variant.source)
+    if variant.source.startswith("builtin:") and folder is not None and not folder.is_dir():
+        raise FileNotFoundError(f"variant {variant.name}: no shipped weights at {folder}")
+    where = str(folder) if folder is not None else variant.source
+    model_index = (
+        _read_json(folder / "model_index.json")
+        if folder is not None
+        else DiffusionPipeline.load_config(where)
+    )
+    has_vae = "vae" in model_index and model_index["vae"] not in (None, [None, None])
+    if folder is not None:
+        has_vae = (folder / "vae").is_dir()
+    scheduler_class = SCHEDULERS[variant.scheduler]
+    return {
+        "unet": UNet2DConditionModel.from_pretrained(where, subfolder="unet").eval(),
+        "text_encoder": CLIPTextModel.from_pretrained(where, subfolder="text_encoder").eval(),
+        "tokenizer": CLIPTokenizer.from_pretrained(where, subfolder="tokenizer"),
+        "vae": AutoencoderKL.from_pretrained(where, subfolder="vae").eval() if has_vae else None,
+        "scheduler_config": dict(scheduler_class.load_config(where, subfolder="scheduler")),
+        "pixel_unshuffle": int(model_index.get("_argus_pixel_unshuffle", 1)),
+    }
+
+
+def load_pipeline(variant: VariantConfig, device: str = "cpu") -> Pipeline:
+    """Load (or build) the components of `variant` onto `device`."""
+    start = time.perf_counter()
+    if is_random(variant.source):
+        parts = random_models.build_random_components(
+            variant.source.removeprefix("random:"), variant.resolution
+        )
+    else:
+        parts = _load_pretrained(variant)
+    target = torch.device(device)
+    for key in ("unet", "text_encoder", "vae"):
+        if parts[key] is not None:
+            parts[key] = parts[key].to(target).requires_grad_(False)
+    return Pipeline(
+        name=variant.name,
+        scheduler_class=SCHEDULERS[variant.scheduler],
+        random_weights=is_random(variant.source),
+        device=target,
+        load_time_s=time.perf_counter() - start,
+        **parts,
+    )
