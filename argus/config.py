@@ -104,6 +104,15 @@ class CacheConfig(_Section):
     )
     """(min cosine similarity, K of `band_steps`), NIRVANA's published bands."""
     band_steps: int = Field(default=50, ge=1)
+    """Step count the bands' K refer to; K scales to a variant's steps as K * steps / band_steps."""
+    top_k: int = Field(default=8, ge=1, le=256)
+    """Nearest entries examined per lookup (the next one serves if the best is corrupt)."""
+    hnsw_m: int = Field(default=16, ge=4, le=128)
+    """HNSW graph degree once a namespace passes `hnsw_threshold`."""
+    hnsw_ef_search: int = Field(default=64, ge=1)
+    """HNSW search breadth: higher = better recall, slower lookups."""
+    store_queue: int = Field(default=256, ge=1)
+    """Pending asynchronous stores; past this new stores are dropped (and counted)."""
 
 
 class RoutingConfig(_Section):
@@ -113,8 +122,26 @@ class RoutingConfig(_Section):
     cloud_model: str | None = None
     budget: float = Field(default=0.5, ge=0.0, le=1.0)
     """Maximum share of requests sent to the cloud over the window."""
-    window_s: float = Field(default=60.0, gt=0.0)
+    window_requests: int = Field(default=100, ge=1)
+    """Sliding window: any this many consecutive decisions of a tenant hold at most
+    floor(budget x window_requests) cloud calls."""
+    tenant_budgets: dict[str, float] = Field(default_factory=dict)
+    """Per-tenant cap overriding `budget` (a request may also carry its own cap)."""
+    predictor: str | None = None
+    """Trained PRS predictor JSON (`argus route-eval --save-predictor`); None: no routing."""
+    metric_weights: dict[str, float] | None = None
+    """PRS weight per metric name (None: equal weights)."""
+    gamma: float = Field(default=1.0, gt=0.0)
+    """PRS temperature: metric gaps are compared on the scale gamma x mean gap."""
     timeout_s: float = Field(default=30.0, gt=0.0)
+    """Per-attempt timeout of a cloud call; a slower cloud falls back to the edge."""
+    retries: int = Field(default=2, ge=0)
+    """Extra attempts after a failed cloud call (exponential backoff between them)."""
+    backoff_s: float = Field(default=0.2, ge=0.0)
+    breaker_failures: int = Field(default=3, ge=1)
+    """Consecutive failed calls that open the circuit breaker (cloud skipped while open)."""
+    breaker_reset_s: float = Field(default=30.0, gt=0.0)
+    """Seconds an open breaker waits before letting one trial call through."""
     cost_per_call: float = Field(default=0.0, ge=0.0)
 
 

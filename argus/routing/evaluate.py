@@ -1,0 +1,206 @@
+"""Offline evaluation of edge/cloud routing on a profile that measured both tiers per prompt.
+
+The profile's per-prompt `metrics` at the edge level and the cloud level give each prompt's true
+PRS. Prompts are split (seeded) into a training part, on which the predictor is fit and α
+calibrated, and a held-out part, which is routed in order by the budgeted router. Quality is the
+PRS-weighted mean metric; ΔP = (Q_routed − Q_edge) / (Q_cloud − Q_edge), the share of the
+cloud-only gain recovered (random routing at share s recovers s in expectation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from argus.control.profile import Profile
+from argus.routing.predictor import PRSPredictor
+from argus.routing.prs import normalised_weights, prs
+from argus.routing.router import (
+    BudgetedRouter,
+    RoutingPolicy,
+    prompt_length_policy,
+    prs_policy,
+)
+
+# A metric a prompt does not ask for (e.g. a relation for one object) counts as met at both tiers.
+MISSING_METRIC_VALUE = 1.0
+RANDOM_DRAWS = 500
+REDUCTION_TARGETS = (0.4, 0.5, 0.6)
+
+
+@dataclass(frozen=True)
+class TierData:
+    """Per-prompt metric matrices of the two tiers, read from a profile."""
+
+    prompts: list[str]
+    metric_names: list[str]
+    q_edge: np.ndarray
+    q_cloud: np.ndarray
+    edge_level: str
+    cloud_level: str
+
+    def subset(self, idx: np.ndarray) -> TierData:
+        return TierData([self.prompts[i] for i in idx], self.metric_names, self.q_edge[idx],
+                        self.q_cloud[idx], self.edge_level, self.cloud_level)
+
+
+def default_levels(profile: Profile) -> tuple[str, str]:
+    """(edge, cloud): the full level is the cloud; the edge is the fastest other variant's
+    best level (most steps, no cache skip)."""
+    cloud = profile.level(profile.full_level)
+    best: dict[str, object] = {}
+    for lv in profile.levels:
+        if lv.variant == cloud.variant or lv.cache_k != 0:
+            continue
+        current = best.get(lv.variant)
+        if current is None or lv.steps > current.steps:  # type: ignore[attr-defined]
+            best[lv.variant] = lv
+    if not best:
+        raise ValueError(f"profile {profile.name!r} has no level of a variant other than "
+                         f"{cloud.variant!r} to serve as the edge; pass --edge-level")
+    edge = min(best.values(), key=lambda lv: lv.service_time(1))  # type: ignore[attr-defined]
+    return edge.name, cloud.name  # type: ignore[attr-defined]
+
+
+def tier_data(profile: Profile, edge_level: str | None = None, cloud_level: str | None = None):
+    if edge_level is None or cloud_level is None:
+        default_edge, default_cloud = default_levels(profile)
+        edge_level, cloud_level = edge_level or default_edge, cloud_level or default_cloud
+    known = [lv.name for lv in profile.levels]
+    for name in (edge_level, cloud_level):
+        if name not in known:
+            raise ValueError(f"profile {profile.name!r} has no level {name!r}; levels: {known}")
+    rows = [p for p in profile.prompts
+            if p.metrics and edge_level in p.metrics and cloud_level in p.metrics]
+    if len(rows) < 10:
+        raise ValueError(
+            f"profile {profile.name!r}: only {len(rows)} prompts carry per-metric values for "
+            f"both {edge_level!r} and {cloud_level!r}; routing needs at least 10"
+        )
+    names = sorted({m for p in rows for lv in (edge_level, cloud_level) for m in p.metrics[lv]})
+
+    def matrix(level: str) -> np.ndarray:
+        return np.array([[p.metrics[level].get(m, MISSING_METRIC_VALUE) for m in names]
+                         for p in rows])
+
+    return TierData([p.prompt for p in rows], names, matrix(edge_level), matrix(cloud_level),
+                    edge_level, cloud_level)
+
+
+def split(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(n * held_out))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def delta_p(quality: np.ndarray, q_edge: np.ndarray, q_cloud: np.ndarray) -> float:
+    gain = float(q_cloud.mean() - q_edge.mean())
+    if gain <= 0:
+        raise ValueError(f"the cloud level is not better than the edge on average (gain {gain:.4f})"
+                         "; ΔP is undefined")
+    return float((quality.mean() - q_edge.mean()) / gain)
+
+
+def routed_quality(to_cloud: np.ndarray, q_edge: np.ndarray, q_cloud: np.ndarray) -> np.ndarray:
+    return np.where(to_cloud, q_cloud, q_edge)
+
+
+def route_in_order(policy: RoutingPolicy, prompts: Sequence[str], budget: float,
+                   window_requests: int) -> np.ndarray:
+    router = BudgetedRouter(policy, budget, window_requests)
+    return np.array([router.route(p).tier == "cloud" for p in prompts])
+
+
+def random_delta_p(share_calls: int, q_edge: np.ndarray, q_cloud: np.ndarray, seed: int) -> float:
+    """Mean ΔP of random routing sending exactly `share_calls` prompts to the cloud."""
+    rng = np.random.default_rng(seed)
+    n, values = len(q_edge), []
+    for _ in range(RANDOM_DRAWS):
+        mask = np.zeros(n, bool)
+        mask[rng.choice(n, size=share_calls, replace=False)] = True
+        values.append(delta_p(routed_quality(mask, q_edge, q_cloud), q_edge, q_cloud))
+    return float(np.mean(values))
+
+
+def share_to_reach(order: np.ndarray, target: float, q_edge: np.ndarray, q_cloud: np.ndarray):
+    """Smallest cloud share reaching ΔP ≥ target when prompts go to the cloud in `order`."""
+    gain = q_cloud.mean() - q_edge.mean()
+    cumulative = np.cumsum((q_cloud - q_edge)[order]) / len(order) / gain
+    reached = np.nonzero(cumulative >= target - 1e-12)[0]
+    return None if reached.size == 0 else float((reached[0] + 1) / len(order))
+
+
+def evaluate(
+    data: TierData,
+    budget: float,
+    weights: dict[str, float] | None = None,
+    gamma: float = 1.0,
+    held_out: float = 0.3,
+    seed: int = 0,
+    window_requests: int = 100,
+) -> tuple[dict, PRSPredictor]:
+    """Train on one part, route the held-out part; returns (report, trained predictor)."""
+    train_idx, test_idx = split(len(data.prompts), held_out, seed)
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    predictor = PRSPredictor(data.metric_names, weights, gamma).fit(
+        train.prompts, train.q_edge, train.q_cloud
+    )
+    w = normalised_weights(data.metric_names, weights)
+    q_e, q_c = test.q_edge @ w, test.q_cloud @ w
+
+    calibration = predictor.predict(train.prompts).prs
+    predicted = predictor.predict(test.prompts).prs
+    policy = prs_policy(predictor.predict_prs, calibration)
+    to_cloud = route_in_order(policy, test.prompts, budget, window_requests)
+    calls = int(to_cloud.sum())
+    result = {
+        "delta_p": delta_p(routed_quality(to_cloud, q_e, q_c), q_e, q_c),
+        "delta_p_random": random_delta_p(calls, q_e, q_c, seed),
+        "cloud_share": calls / len(test.prompts),
+    }
+    order = np.argsort(predicted, kind="stable")
+    needed = share_to_reach(order, result["delta_p_random"], q_e, q_c)
+    result["cloud_call_reduction"] = (
+        None if needed is None or calls == 0 else 1.0 - needed / result["cloud_share"]
+    )
+    result["details"] = _details(data, train, test, predictor, predicted, budget, w, gamma,
+                                 window_requests, q_e, q_c, policy.threshold(budget))
+    return result, predictor
+
+
+def _details(data, train, test, predictor, predicted, budget, w, gamma, window, q_e, q_c, alpha):
+    true_prs = prs(test.q_edge, test.q_cloud, w, gamma, predictor.mean_gap)
+    length = route_in_order(prompt_length_policy(train.prompts), test.prompts, budget, window)
+    oracle_order = np.argsort(true_prs, kind="stable")
+    oracle = np.zeros(len(test.prompts), bool)
+    oracle[oracle_order[: int(np.floor(budget * len(test.prompts)))]] = True
+    order = np.argsort(predicted, kind="stable")
+    reductions = {}
+    for target in REDUCTION_TARGETS:
+        needed = share_to_reach(order, target, q_e, q_c)
+        reductions[f"{target:.2f}"] = None if needed is None else 1.0 - needed / target
+    return {
+        "edge_level": data.edge_level,
+        "cloud_level": data.cloud_level,
+        "metrics": data.metric_names,
+        "budget": budget,
+        "alpha": alpha,
+        "train_prompts": len(train.prompts),
+        "held_out_prompts": len(test.prompts),
+        "quality_edge": float(q_e.mean()),
+        "quality_cloud": float(q_c.mean()),
+        "cloud_wins_share": float((true_prs < 0.5).mean()),
+        "prs_correlation": float(np.corrcoef(predicted, true_prs)[0, 1]),
+        "predictor": {"ridge": predictor.ridge, "loo_rmse": predictor.loo_rmse},
+        "baselines": {
+            "all_edge": 0.0,
+            "all_cloud": 1.0,
+            "prompt_length": delta_p(routed_quality(length, q_e, q_c), q_e, q_c),
+            "prompt_length_share": float(length.mean()),
+            "oracle_prs": delta_p(routed_quality(oracle, q_e, q_c), q_e, q_c),
+        },
+        "cloud_call_reduction_at_delta_p": reductions,
+        "key_tokens": [(t.token, round(t.effect, 4)) for t in predictor.key_tokens(8)],
+    }

@@ -1,0 +1,64 @@
+"""Prompt-only PRS predictor: learns which tokens need the cloud, generalises, persists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from argus.control.profile import Profile
+from argus.routing.evaluate import split, tier_data
+from argus.routing.predictor import PRSPredictor, tokenize
+
+
+def _toy_data(n: int = 120, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Cloud clearly better exactly when the prompt mentions a triangle."""
+    rng = np.random.default_rng(seed)
+    colors, shapes = ["red", "green", "blue"], ["circle", "square", "triangle"]
+    prompts = [f"a {colors[i % 3]} {shapes[(i // 3) % 3]}" for i in range(n)]
+    q_cloud = np.full((n, 2), 0.8) + rng.normal(0, 0.01, (n, 2))
+    penalty = np.array([0.3 if "triangle" in p else -0.02 for p in prompts])
+    return prompts, q_cloud - penalty[:, None], q_cloud
+
+
+def test_tokenizer_keeps_words_and_punctuation() -> None:
+    assert tokenize("A small Red circle , and 2 squares") == [
+        "a", "small", "red", "circle", ",", "and", "2", "squares"]
+
+
+def test_learns_the_cloud_token_and_attributes_it() -> None:
+    prompts, q_edge, q_cloud = _toy_data()
+    model = PRSPredictor(["detail", "color"]).fit(prompts, q_edge, q_cloud)
+    pred = model.predict(["a red triangle", "a red circle"])
+    assert pred.prs[0] < 0.3 < 0.5 < pred.prs[1]
+    assert pred.gaps.shape == (2, 2) and pred.gaps[0, 0] < -0.2 < 0 < pred.gaps[1, 0] + 0.05
+    effects = {a.token: a.effect for a in model.attributions("a blue triangle")}
+    assert effects["triangle"] == min(effects.values()) and effects["triangle"] < -0.2
+    assert model.key_tokens(1)[0].token == "triangle"
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    prompts, q_edge, q_cloud = _toy_data()
+    model = PRSPredictor(["detail", "color"], {"detail": 3.0, "color": 1.0}, gamma=2.0)
+    model.fit(prompts, q_edge, q_cloud)
+    model.save(tmp_path / "p.json")
+    loaded = PRSPredictor.load(tmp_path / "p.json")
+    test = ["a green triangle", "a blue square", "an unseen purple hexagon"]
+    assert np.allclose(loaded.predict(test).prs, model.predict(test).prs)
+    assert loaded.weights == pytest.approx([0.75, 0.25]) and loaded.gamma == 2.0
+    (tmp_path / "bad.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not an Argus PRS predictor"):
+        PRSPredictor.load(tmp_path / "bad.json")
+
+
+def test_generalises_to_held_out_prompts(two_tier_profile: Profile) -> None:
+    data = tier_data(two_tier_profile)
+    train_idx, test_idx = split(len(data.prompts), 0.3, seed=0)
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    model = PRSPredictor(data.metric_names).fit(train.prompts, train.q_edge, train.q_cloud)
+    from argus.routing.prs import prs
+
+    truth = prs(test.q_edge, test.q_cloud, model.weights, 1.0, model.mean_gap)
+    corr = np.corrcoef(model.predict(test.prompts).prs, truth)[0, 1]
+    assert corr > 0.7

@@ -1,0 +1,57 @@
+"""`argus route-eval` on a SYNTHETIC two-tier profile (see conftest), and its failure modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from argus.cli import main
+from argus.cli import route_eval as route_eval_cli
+from argus.routing.predictor import PRSPredictor
+
+
+def test_route_eval_beats_random_and_writes_json(two_tier_profile_path: Path,
+                                                 tmp_path: Path, capsys) -> None:
+    out, saved = tmp_path / "result.json", tmp_path / "predictor.json"
+    code = main(["route-eval", "--profile", str(two_tier_profile_path), "--budget", "0.5",
+                 "--json", str(out), "--save-predictor", str(saved)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert {"delta_p", "delta_p_random", "cloud_share", "cloud_call_reduction"} <= set(result)
+    assert 0 < result["cloud_share"] <= 0.5
+    assert result["delta_p"] > result["delta_p_random"] + 0.2
+    assert abs(result["delta_p_random"] - result["cloud_share"]) < 0.05
+    assert 0 < result["cloud_call_reduction"] < 1
+    baselines = result["details"]["baselines"]
+    assert baselines["oracle_prs"] >= result["delta_p"] - 1e-9
+    assert "delta_p" in capsys.readouterr().out
+    assert PRSPredictor.load(saved).predict_prs("a small red triangle") < 1.0
+
+
+def test_zero_budget_sends_nothing_to_the_cloud(two_tier_profile_path: Path,
+                                                tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert main(["route-eval", "--profile", str(two_tier_profile_path), "--budget", "0",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["cloud_share"] == 0 and result["delta_p"] == 0
+    assert result["cloud_call_reduction"] is None
+
+
+def test_missing_default_profile_fails_clearly(monkeypatch, tmp_path: Path, capsys) -> None:
+    monkeypatch.setattr(route_eval_cli, "DEFAULT_PROFILE", tmp_path / "absent" / "profile.json")
+    assert main(["route-eval", "--budget", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "no profile at" in err and "pass --profile" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budget", "1.5"], "--budget"),
+    (["--held-out", "0"], "--held-out"),
+    (["--edge-level", "nope"], "nope"),
+])
+def test_bad_arguments_are_clean_errors(two_tier_profile_path: Path, capsys, args, message):
+    assert main(["route-eval", "--profile", str(two_tier_profile_path), *args]) == 2
+    assert message in capsys.readouterr().err
