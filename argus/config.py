@@ -72,6 +72,10 @@ class ServerConfig(_Section):
     """torch threads per worker; 0 = cores // workers (never oversubscribe)."""
     queue_capacity: int = Field(default=64, ge=1)
     """Requests waiting per dispatcher before 429."""
+    max_batch: int = Field(default=8, ge=1)
+    """Most requests the dispatcher hands one worker at once (the plane may give fewer)."""
+    runtime: str = "local"
+    """Worker-pool backend by name (`local` processes; `ray` later)."""
     max_prompt_chars: int = Field(default=2000, ge=1)
     max_n: int = Field(default=4, ge=1)
     max_size: int = Field(default=1024, ge=8)
