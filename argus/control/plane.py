@@ -1,0 +1,455 @@
+"""`ControlPlane`: the one facade the live runtime and the simulator drive (contract C).
+
+A plain object: no threads, no I/O, the caller passes the time in. The caller
+- `admit`s each new request (prediction, optimal level, routing, deadline check, queueing);
+- asks `next_batch` whenever a worker is idle, and runs the batch at the requests' `level`
+  (the worker loads `worker_level`'s variant first if it changed);
+- reports `complete` / `requeue` (worker crash) / `cancel`;
+- calls `tick` regularly (at least once per planning period) and collects `take_rejected()`:
+  requests rejected after admission (deadline passed while queued, failed twice), which must be
+  answered to their clients.
+The policy (Argus or a baseline, `argus.control.policy`) decides the plan and the routing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from argus.config import ArgusConfig
+from argus.control.dispatcher import LevelQueues
+from argus.control.levels import LevelTable, default_slo_s
+from argus.control.load import LoadEstimator
+from argus.control.policy import Demand, Plan, Policy, make_policy
+from argus.control.predictor import ProfilePredictor, QualityPredictor, optimal_level
+from argus.control.profile import Profile
+from argus.types import Request, RequestStatus
+
+__all__ = ["ControlPlane", "profile_from_config"]
+
+QUALITY_SAMPLES = 64
+"""Distinct predictions kept per class and period for the planner's quality matrix."""
+SMOOTHING = 0.5
+"""EWMA weight of the newest period's class shares and qualities."""
+
+_RUNNING = RequestStatus.RUNNING
+_COMPLETED = RequestStatus.COMPLETED
+_REJECTED = RequestStatus.REJECTED
+
+
+def profile_from_config(config: ArgusConfig) -> Profile:
+    """A modelled profile for a deployment without a measured one (`argus.control.builtin`)."""
+    from argus.control.builtin import profile_from_config as build
+
+    return build(config)
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        config: ArgusConfig,
+        profile: Profile,
+        predictor: QualityPredictor | None = None,
+        num_workers: int = 1,
+        policy: str | Policy | None = None,
+        seed: int = 0,
+        queue_capacity: int | None = None,
+    ) -> None:
+        if num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+        self.config = config
+        self.profile = profile
+        self.slo_s = default_slo_s(config, profile)
+        self.table = table = LevelTable.build(profile, self.slo_s)
+        self.predictor = predictor or ProfilePredictor(
+            table, config.cache.similarity_bands, config.cache.band_steps
+        )
+        self._stable_predictions = isinstance(self.predictor, ProfilePredictor) or getattr(
+            self.predictor, "stable_outputs", False
+        )
+        self.num_workers = num_workers
+        self.queue_capacity = queue_capacity or config.server.queue_capacity
+        self.floor = config.control.quality_floor
+        self.tolerance = config.control.redirect_tolerance
+        self.period_s = config.control.planning_period_s
+        self.oracle = None
+        """Optional `(request, level_name) -> true quality`, set by the simulator for oracle
+        baselines and cascade discriminators; None in the live server."""
+        self.queues = LevelQueues(table.variant, table.image_time_s)
+        self.load = LoadEstimator(
+            window_s=config.control.load_window_s, headroom=config.control.burst_headroom
+        )
+        num = len(table)
+        self._variant_levels = [table.levels_of_variant(v) for v in range(len(table.load_time_s))]
+        self._worker_level = [table.full] * num_workers
+        self._level_workers = np.zeros(num, int)
+        self._level_workers[table.full] = num_workers
+        self._variant_workers = [0] * len(table.load_time_s)
+        self._variant_workers[table.variant[table.full]] = num_workers
+        self._running_s = [0.0] * len(table.load_time_s)
+        self._retried: set[str] = set()
+        self._rejected_later: list[Request] = []
+        self._optimal_cache: dict[tuple[int, float], int] = {}
+        # Per-period measurements for the planner.
+        self._class_counts = [0] * num
+        self._class_samples: list[dict[int, tuple[dict[str, float], int]]] = [
+            {} for _ in range(num)
+        ]
+        self._class_share = np.zeros(num)
+        self._class_quality = np.tile(np.asarray(table.mean_quality), (num, 1))
+        # Totals for snapshots.
+        self.admitted = np.zeros(num, int)
+        self.completed = 0
+        self.rejected = 0
+        self.plan: Plan | None = None
+        self._next_plan_s: float | None = None
+        self.policy = policy if isinstance(policy, Policy) else make_policy(
+            policy or config.control.policy, seed=seed
+        )
+        self.policy.bind(self)
+        self._apply(self.policy.plan(0.0, self._demand(0.0, 0.0)))
+
+    # ----------------------------------------------------------------- admission
+    def admit(self, request: Request, now: float) -> Request:
+        """Predict, pick the optimal level, route, check the deadline, queue; or reject with a
+        reason. Never raises for overload."""
+        if self._next_plan_s is None or now >= self._next_plan_s:
+            self.tick(now)
+        self.load.observe(now)
+        table = self.table
+        quality = self.predictor.predict(request)
+        request.predicted_quality = quality
+        floor = request.quality_floor if request.quality_floor is not None else self.floor
+        if request.pinned:
+            return self._admit_pinned(request, now)
+        best = self._optimal(quality, floor)
+        request.optimal_level = table.names[best]
+        self._count_class(best, quality)
+        if self.queues.total >= self.queue_capacity:
+            return self._reject(request, "queue full")
+        level = self.policy.route(request, now)
+        if level is None:
+            return self._reject(request, request.reason or f"rejected by policy {self.policy.name}")
+        if self.finish_estimate(level, now, request.n) > request.deadline_s:
+            moved = self.policy.on_late(request, now, level)
+            if moved is None:
+                late = self.finish_estimate(level, now, request.n) - request.deadline_s
+                return self._reject(
+                    request,
+                    "overloaded: no compatible level can finish before the deadline "
+                    f"(predicted {late:.2f} s late at {table.names[level]})",
+                )
+            if moved != level:
+                request.reason = f"moved from {table.names[level]} to {table.names[moved]} " \
+                    "to meet the deadline"
+            level = moved
+        return self._enqueue(request, level)
+
+    def _optimal(self, quality: dict[str, float], floor: float) -> int:
+        if not self._stable_predictions:
+            return optimal_level(self.table, quality, floor)
+        key = (id(quality), floor)
+        best = self._optimal_cache.get(key)
+        if best is None:
+            best = self._optimal_cache[key] = optimal_level(self.table, quality, floor)
+        return best
+
+    def _admit_pinned(self, request: Request, now: float) -> Request:
+        level = self.pinned_level(request)
+        if level is None:
+            return self._reject(request, self._pin_reason(request))
+        request.optimal_level = self.table.names[level]
+        self._count_class(level, request.predicted_quality or {})
+        if self.queues.total >= self.queue_capacity:
+            return self._reject(request, "queue full")
+        late = self.finish_estimate(level, now, request.n) - request.deadline_s
+        if late > 0:
+            why = "no worker runs it" if math.isinf(late) else f"predicted {late:.2f} s late"
+            return self._reject(
+                request, f"pinned level {self.table.names[level]} cannot meet the deadline ({why})"
+            )
+        return self._enqueue(request, level)
+
+    def pinned_level(self, request: Request) -> int | None:
+        """The one level a pinned request may run at: the full level for `no_approximation`
+        (or the pinned variant at its default steps), never a cache level."""
+        table = self.table
+        variant = request.pinned_variant
+        if variant is None and request.no_approximation and request.pinned_steps is None:
+            return table.full
+        if variant is None:
+            variant = table.variant_names[table.variant[table.full]]
+        if variant not in table.variant_names:
+            return None
+        v = table.variant_names.index(variant)
+        steps = request.pinned_steps
+        if steps is None:
+            steps = max(table.steps[i] for i in self._variant_levels[v] if table.cache_k[i] == 0)
+        for i in self._variant_levels[v]:
+            if table.steps[i] == steps and table.cache_k[i] == 0:
+                return i
+        return None
+
+    def _pin_reason(self, request: Request) -> str:
+        if request.pinned_variant and request.pinned_variant not in self.table.variant_names:
+            return f"unknown model variant {request.pinned_variant!r}"
+        return (
+            f"no level serves variant {request.pinned_variant or 'default'} with "
+            f"{request.pinned_steps} steps without approximation"
+        )
+
+    def _count_class(self, cls: int, quality: dict[str, float]) -> None:
+        self._class_counts[cls] += 1
+        samples = self._class_samples[cls]
+        key = id(quality)
+        seen = samples.get(key)
+        if seen is not None:
+            samples[key] = (quality, seen[1] + 1)
+        elif len(samples) < QUALITY_SAMPLES:
+            samples[key] = (quality, 1)
+
+    def _enqueue(self, request: Request, level: int) -> Request:
+        request.level = self.table.names[level]
+        self.queues.push(request, level)
+        self.admitted[level] += 1
+        return request
+
+    def _reject(self, request: Request, reason: str) -> Request:
+        request.status = _REJECTED
+        request.reason = reason
+        self.rejected += 1
+        return request
+
+    def finish_estimate(self, level: int, now: float, images: int = 1) -> float:
+        """Predicted completion time of a request of `images` queued now at `level`: the
+        variant's queued and running work spread over its workers, plus its own batch."""
+        v = self.table.variant[level]
+        workers = self._variant_workers[v]
+        if workers == 0:
+            return math.inf
+        service = self.table.service_s[level]
+        batch = min(self.table.batch[level], self.queues.count[level] + images, len(service))
+        wait = (self.queues.work_s[v] + 0.5 * self._running_s[v]) / workers
+        return now + wait + service[batch - 1]
+
+    def fastest_fix(self, request: Request, now: float, level: int) -> int | None:
+        """The compatible level (predicted quality within tolerance of the floor) with the best
+        predicted quality that still finishes in time; None if there is none."""
+        table = self.table
+        quality = request.predicted_quality or {}
+        floor = request.quality_floor if request.quality_floor is not None else self.floor
+        best, best_q = None, -1.0
+        for j in range(len(table)):
+            q = quality.get(table.names[j], table.mean_quality[j])
+            if j == level or q < floor - self.tolerance or q <= best_q:
+                continue
+            if self.finish_estimate(j, now, request.n) <= request.deadline_s:
+                best, best_q = j, q
+        return best
+
+    # ----------------------------------------------------------------- workers
+    def next_batch(self, worker_id: int, now: float, max_batch: int) -> list[Request]:
+        """Up to `max_batch` images of compatible requests for this worker, earliest deadline
+        first, from the levels of the variant it runs; marks them RUNNING."""
+        table = self.table
+        queues = self.queues
+        v = table.variant[self._worker_level[worker_id]]
+        level, first = -1, math.inf
+        for j in self._variant_levels[v]:
+            if queues.count[j]:
+                head = queues.head(j)
+                if head is not None and head.deadline_s < first:
+                    level, first = j, head.deadline_s
+        if level < 0:
+            return []
+        service = table.service_s[level]
+        limit = min(max_batch, len(service))
+        expire = self.policy.expire_after_slo
+        batch: list[Request] = []
+        images = 0
+        deadline = math.inf
+        while images < limit:
+            head = queues.head(level)
+            if head is None or images + head.n > limit:
+                break
+            finish = now + service[images + head.n - 1]
+            if expire is not None and finish > head.arrival_s + expire * (
+                head.deadline_s - head.arrival_s
+            ):
+                queues.pop(level)
+                self._rejected_later.append(self._reject(head, "deadline passed while queued"))
+                continue
+            if batch and (
+                finish > min(deadline, head.deadline_s)
+                or getattr(head, "resolution", None) != getattr(batch[0], "resolution", None)
+            ):
+                break
+            queues.pop(level)
+            head.status = _RUNNING
+            head.start_s = now
+            deadline = min(deadline, head.deadline_s)
+            batch.append(head)
+            images += head.n
+        self._running_s[v] += table.image_time_s[level] * images
+        return batch
+
+    def worker_level(self, worker_id: int) -> str:
+        return self.table.names[self._worker_level[worker_id]]
+
+    def workers_per_level(self) -> np.ndarray:
+        return self._level_workers.copy()
+
+    def complete(self, request: Request, now: float) -> Request:
+        """A worker finished the request. The policy may re-dispatch it (cascade): then it is
+        QUEUED again at its new `level`, else COMPLETED."""
+        level = self.table.index[request.level]
+        self._release(request, level)
+        request.finish_s = now
+        request.status = _COMPLETED
+        follow = self.policy.on_complete(request, now)
+        if follow is not None:
+            request.level = self.table.names[follow]
+            self.queues.push(request, follow)
+            return request
+        self.completed += 1
+        return request
+
+    def _release(self, request: Request, level: int) -> None:
+        v = self.table.variant[level]
+        work = self.table.image_time_s[level] * request.n
+        self._running_s[v] = max(0.0, self._running_s[v] - work)
+
+    def requeue(self, request: Request, now: float) -> Request:
+        """The worker running it crashed: queue it again once; a second failure is final."""
+        level = self.table.index[request.level]
+        self._release(request, level)
+        if request.request_id in self._retried:
+            request.status = RequestStatus.FAILED
+            request.reason = "failed twice: worker crashed while generating"
+            self._rejected_later.append(request)
+            return request
+        self._retried.add(request.request_id)
+        request.start_s = None
+        self.queues.push(request, level)
+        return request
+
+    def cancel(self, request_id: str) -> Request | None:
+        return self.queues.remove(request_id)
+
+    def take_rejected(self) -> list[Request]:
+        """Requests rejected or failed after admission since the last call."""
+        out, self._rejected_later = self._rejected_later, []
+        return out
+
+    # ----------------------------------------------------------------- planning
+    def tick(self, now: float) -> Plan | None:
+        """Re-plan when the planning period has elapsed; returns the new plan, else None."""
+        if self._next_plan_s is None:
+            self._next_plan_s = now + self.period_s
+            return None
+        if now < self._next_plan_s:
+            return None
+        self._next_plan_s = now + self.period_s
+        plan = self.policy.plan(now, self._demand(now, self.load.forecast(now)))
+        self._apply(plan)
+        return plan
+
+    def _demand(self, now: float, forecast: float) -> Demand:
+        counts = np.asarray(self._class_counts, float)
+        total = counts.sum()
+        if total > 0:
+            share = counts / total
+            if self._class_share.sum() > 0:
+                share = SMOOTHING * share + (1 - SMOOTHING) * self._class_share
+            self._class_share = share / share.sum()
+        names = self.table.names
+        for cls, samples in enumerate(self._class_samples):
+            weight = sum(n for _, n in samples.values())
+            if weight == 0:
+                continue
+            mean = sum(
+                np.fromiter((q.get(name, 0.0) for name in names), float, len(names)) * n
+                for q, n in samples.values()
+            ) / weight
+            self._class_quality[cls] = (
+                SMOOTHING * mean + (1 - SMOOTHING) * self._class_quality[cls]
+            )
+            samples.clear()
+        self._class_counts = [0] * len(names)
+        return Demand(
+            time_s=now,
+            forecast_rps=forecast,
+            class_share=self._class_share.copy(),
+            class_quality=self._class_quality.copy(),
+            workers=self._level_workers.copy(),
+            queued=np.asarray(self.queues.count),
+        )
+
+    def _apply(self, plan: Plan) -> None:
+        workers = np.asarray(plan.workers, int)
+        if workers.sum() != self.num_workers or (workers < 0).any():
+            raise ValueError(
+                f"policy {self.policy.name} planned {workers.sum()} workers for a cluster "
+                f"of {self.num_workers}"
+            )
+        self._assign(workers)
+        if plan.routing is not None:
+            self.policy.set_routing(np.asarray(plan.routing))
+        self.plan = plan
+
+    def _assign(self, target: np.ndarray) -> None:
+        """Move as few workers as possible, and same-variant moves (free) before loads."""
+        have = np.bincount(self._worker_level, minlength=len(self.table))
+        free: list[int] = []
+        for worker in range(self.num_workers - 1, -1, -1):
+            level = self._worker_level[worker]
+            if have[level] > target[level]:
+                have[level] -= 1
+                free.append(worker)
+        need = {lv: int(target[lv] - have[lv]) for lv in range(len(target))
+                if target[lv] > have[lv]}
+        variant = self.table.variant
+        for same_variant in (True, False):
+            for worker in list(free):
+                old = variant[self._worker_level[worker]]
+                for lv in need:
+                    if need[lv] > 0 and (variant[lv] == old) == same_variant:
+                        self._worker_level[worker] = lv
+                        need[lv] -= 1
+                        free.remove(worker)
+                        break
+        self._level_workers = np.bincount(self._worker_level, minlength=len(self.table))
+        self._variant_workers = [0] * len(self._variant_workers)
+        for lv, n in enumerate(self._level_workers):
+            self._variant_workers[variant[lv]] += int(n)
+
+    def snapshot(self) -> dict:
+        """The current plan and state, JSON-ready (GET /v1/cluster)."""
+        names = self.table.names
+        plan = self.plan
+        admitted = int(self.admitted.sum())
+        return {
+            "policy": self.policy.name,
+            "num_workers": self.num_workers,
+            "slo_s": self.slo_s,
+            "plan_time_s": plan.time_s if plan else None,
+            "forecast_rps": plan.forecast_rps if plan else 0.0,
+            "workers_per_level": {
+                n: int(w) for n, w in zip(names, self._level_workers, strict=True)
+            },
+            "planned_load_rps": (
+                {n: float(x) for n, x in zip(names, plan.load_rps, strict=True)}
+                if plan is not None and plan.load_rps is not None else None
+            ),
+            "unserved_rps": plan.unserved_rps if plan else 0.0,
+            "solve_ms": plan.solve_ms if plan else 0.0,
+            "queue_lengths": {n: int(c) for n, c in zip(names, self.queues.count, strict=True)},
+            "level_share": {
+                n: (int(c) / admitted if admitted else 0.0)
+                for n, c in zip(names, self.admitted, strict=True)
+            },
+            "admitted": admitted,
+            "completed": self.completed,
+            "rejected": self.rejected,
+        }

@@ -1,0 +1,163 @@
+"""The policy interface: what a serving policy (Argus or a baseline) decides, and its registry.
+
+A `Policy` plugs into `ControlPlane`, which owns everything policies share: per-level EDF queues,
+compatible batching, admission bookkeeping, worker-to-level assignment, load estimation and
+snapshots. A policy decides three things, through three hooks the plane calls:
+
+1. `plan(now, demand) -> Plan` once per planning period (and once at start, with zero demand):
+   how many workers run each level, and optionally the routing matrix
+   `routing[c, l]` = probability that a prompt whose optimal level is c goes to level l.
+   The plane moves workers to match `Plan.workers` (same-variant moves first: they are free).
+2. `route(request, now) -> int | None` per admitted request: the level position to queue it at
+   (`plane.table.names[i]`), or None to reject it (set `request.reason`, else a generic one is
+   used). The default samples `Plan.routing` deterministically (smooth weighted round robin).
+   If the plane then predicts the deadline is missed there, it calls
+   `on_late(request, now, level)`, which returns another level or None (reject). The default
+   moves the request to the faster compatible level with the best predicted quality.
+3. `on_complete(request, now) -> int | None` when a worker finishes a request: a level position to
+   re-dispatch it to (a cascade: DiffServe re-runs a light result on the heavy level), or None
+   when it is done. Re-dispatched requests keep their deadline and go straight into the queue.
+
+Policies also set `expire_after_slo`: a queued request whose batch would finish later than
+`arrival + expire_after_slo x SLO` is rejected at dequeue ("deadline passed while queued") instead
+of wasting a worker; None serves everything however late. Policies must be deterministic for a
+given `seed`. They read plane state (`plane.table`, `plane.config`, `plane.predictor`,
+`plane.num_workers`, `plane.workers_per_level()`, `plane.oracle`) but change it only through
+the return values of these hooks.
+
+Register a policy with `@register_policy("name")`; `make_policy(name, seed=...)` builds it. The
+built-in ones live in `argus.control.policies`; baselines in `argus.baselines` register on import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from argus.types import Request
+
+if TYPE_CHECKING:
+    from argus.control.plane import ControlPlane
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What the plane measured for the next period."""
+
+    time_s: float
+    forecast_rps: float
+    """Requests/s expected next period (EWMA + burst headroom)."""
+    class_share: np.ndarray
+    """Per level position: share of requests whose optimal level it is (sums to 1 or is 0)."""
+    class_quality: np.ndarray
+    """(class, level): mean predicted quality of that class's requests at each level."""
+    workers: np.ndarray
+    """Workers per level now."""
+    queued: np.ndarray
+    """Queued requests per level now."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    time_s: float
+    workers: np.ndarray
+    """int, per level position; sums to the cluster size."""
+    routing: np.ndarray | None = None
+    """(class, level) probabilities, rows sum to 1; None if the policy routes by itself."""
+    forecast_rps: float = 0.0
+    load_rps: np.ndarray | None = None
+    """Planned requests/s per level."""
+    unserved_rps: float = 0.0
+    solve_ms: float = 0.0
+    changed: bool = True
+    """False when hysteresis kept the previous allocation."""
+    info: dict = field(default_factory=dict)
+
+
+class Policy:
+    """Base class: routes by the plan's matrix, moves late requests to faster levels."""
+
+    name: ClassVar[str] = ""
+    expire_after_slo: float | None = 1.0
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.plane: ControlPlane | None = None
+        self._routes: list[list[tuple[int, float]]] = []
+        self._credit: list[list[float]] = []
+
+    def bind(self, plane: ControlPlane) -> None:
+        """Called once by the plane before anything else."""
+        self.plane = plane
+
+    def plan(self, now: float, demand: Demand) -> Plan:
+        raise NotImplementedError
+
+    def set_routing(self, routing: np.ndarray) -> None:
+        """Install the matrix `route` samples from (the plane calls it when a plan has one)."""
+        self._routes = [
+            [(int(j), float(row[j])) for j in np.flatnonzero(row > 1e-9)] for row in routing
+        ]
+        self._credit = [[0.0] * len(r) for r in self._routes]
+
+    def route(self, request: Request, now: float) -> int | None:
+        """Smooth weighted round robin over the row of the request's optimal level: exact shares,
+        no randomness."""
+        assert self.plane is not None
+        cls = self.plane.table.index[request.optimal_level]
+        row = self._routes[cls] if self._routes else None
+        if not row:
+            return cls
+        credit = self._credit[cls]
+        best, best_credit = 0, -1e300
+        for i, (_, p) in enumerate(row):
+            credit[i] += p
+            if credit[i] > best_credit:
+                best, best_credit = i, credit[i]
+        credit[best] -= 1.0
+        return row[best][0]
+
+    def on_late(self, request: Request, now: float, level: int) -> int | None:
+        assert self.plane is not None
+        return self.plane.fastest_fix(request, now, level)
+
+    def on_complete(self, request: Request, now: float) -> int | None:
+        return None
+
+
+_REGISTRY: dict[str, Callable[..., Policy]] = {}
+_PLUGIN_MODULES = ("argus.control.policies", "argus.baselines")
+
+
+def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
+    def wrap(cls: type[Policy]) -> type[Policy]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_plugins() -> None:
+    for module in _PLUGIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+
+
+def policy_names() -> list[str]:
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def make_policy(name: str, seed: int = 0) -> Policy:
+    _load_plugins()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](seed=seed)

@@ -1,0 +1,115 @@
+"""Quality predictors: prompt (text, cache similarity) -> predicted relative quality per level.
+
+Three implementations share one interface (`QualityPredictor.predict`):
+- `ProfilePredictor`: the profile's per-level means, with cache levels discounted when the
+  request's cache similarity is below the band that level's skip K needs (NIRVANA's bands).
+- `TablePredictor`: exact per-prompt values from a profile's table (an oracle, for offline studies
+  and the oracle baseline).
+- `LinearPredictor` (`argus.control.training`): ridge regression on prompt-text features and
+  similarity, trained by `argus train-predictor`.
+
+Returned dicts may be shared between requests (they are cached per input); never mutate them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from argus.control.levels import LevelTable
+from argus.types import Request
+
+SIMILARITY_PENALTY = 0.5
+"""Relative quality lost per unit of similarity below a cache level's band threshold (modelled:
+the published numbers give quality per K only for prompts inside the band)."""
+
+DEFAULT_BANDS: tuple[tuple[float, int], ...] = (
+    (0.95, 25), (0.90, 20), (0.85, 15), (0.75, 10), (0.65, 5),
+)
+DEFAULT_BAND_STEPS = 50
+
+
+class QualityPredictor(Protocol):
+    def predict(self, request: Request) -> dict[str, float]:
+        """Predicted relative quality (full level = 1.0) for every level name."""
+        ...
+
+
+def band_threshold(
+    cache_k: int,
+    steps: int,
+    bands: Sequence[tuple[float, int]] = DEFAULT_BANDS,
+    band_steps: int = DEFAULT_BAND_STEPS,
+) -> float:
+    """Lowest cache similarity at which skipping `cache_k` of `steps` keeps the level's quality."""
+    if cache_k <= 0:
+        return 0.0
+    needed = cache_k * band_steps / steps
+    fitting = [s for s, k in bands if k >= needed - 1e-9]
+    return min(fitting) if fitting else 1.0
+
+
+def cache_level_quality(mean_quality: float, threshold: float, similarity: float | None) -> float:
+    """Modelled quality at a cache level: the level mean inside its band, linearly less below it.
+    An unknown similarity counts as a miss (0)."""
+    shortfall = max(0.0, threshold - (similarity or 0.0))
+    return max(0.0, mean_quality - SIMILARITY_PENALTY * shortfall)
+
+
+def optimal_level(table: LevelTable, quality: dict[str, float], floor: float) -> int:
+    """The most approximate level whose predicted quality meets the floor (else the full level)."""
+    for i in reversed(table.rank):
+        if quality[table.names[i]] >= floor:
+            return i
+    return table.full
+
+
+class ProfilePredictor:
+    """Per-level profile means; cache levels depend on the request's cache similarity."""
+
+    def __init__(
+        self,
+        table: LevelTable,
+        bands: Sequence[tuple[float, int]] = DEFAULT_BANDS,
+        band_steps: int = DEFAULT_BAND_STEPS,
+    ) -> None:
+        self.table = table
+        self.thresholds = tuple(
+            band_threshold(k, n, bands, band_steps)
+            for k, n in zip(table.cache_k, table.steps, strict=True)
+        )
+        self._cache: dict[int, dict[str, float]] = {}
+
+    def predict(self, request: Request) -> dict[str, float]:
+        s = request.cache_similarity
+        key = -1 if s is None else round(s * 200)
+        hit = self._cache.get(key)
+        if hit is None:
+            sim = None if key < 0 else key / 200
+            hit = {
+                name: cache_level_quality(q, thr, sim) if k > 0 else q
+                for name, q, thr, k in zip(
+                    self.table.names, self.table.mean_quality, self.thresholds,
+                    self.table.cache_k, strict=True,
+                )
+            }
+            self._cache[key] = hit
+        return hit
+
+
+class TablePredictor:
+    """Exact values from the profile's per-prompt table, looked up by `request.prompt_id`
+    (falls back to `fallback` for prompts outside the table)."""
+
+    def __init__(self, table: LevelTable, fallback: QualityPredictor) -> None:
+        self.rows = [dict(p.quality) for p in table.profile.prompts]
+        for row in self.rows:
+            for name, q in zip(table.names, table.mean_quality, strict=True):
+                row.setdefault(name, q)
+        self.fallback = fallback
+
+    def predict(self, request: Request) -> dict[str, float]:
+        pid = request.prompt_id
+        if pid is not None and 0 <= pid < len(self.rows):
+            return self.rows[pid]
+        return self.fallback.predict(request)
