@@ -92,6 +92,14 @@ class ControlConfig(_Section):
     """Profile JSON for this deployment (None: the shipped one of the embedded family)."""
     predictor: str | None = None
     """Trained predictor file (None: the shipped one, else profile means)."""
+    policy: str = "argus"
+    """Serving policy by registry name (`argus`, or a baseline)."""
+    redirect_tolerance: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Under load a request may be moved to a level predicted up to this far below its floor."""
+    burst_headroom: float = Field(default=0.1, ge=0.0)
+    """Share of capacity planned above the forecast arrival rate."""
+    load_window_s: float = Field(default=30.0, gt=0.0)
+    """Sliding window of the arrival-rate estimate."""
 
 
 class CacheConfig(_Section):
