@@ -150,9 +150,8 @@ def evaluate(
     w = normalised_weights(data.metric_names, weights)
     q_e, q_c = test.q_edge @ w, test.q_cloud @ w
 
-    calibration = predictor.predict(train.prompts).prs
     predicted = predictor.predict(test.prompts).prs
-    policy = prs_policy(predictor.predict_prs, calibration)
+    policy = prs_policy(predictor.predict_prs, predictor.calibration_prs)
     to_cloud = route_in_order(policy, test.prompts, budget, window_requests)
     calls = int(to_cloud.sum())
     result = {

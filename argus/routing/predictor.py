@@ -96,6 +96,8 @@ class PRSPredictor:
         self.mean_gap = np.zeros(len(self.metric_names))
         self.ridge = 0.0
         self.loo_rmse = float("nan")
+        self.calibration_prs = np.zeros(0)
+        """Predicted PRS of the training prompts: the router calibrates α on them."""
         self._x_mean = self._x_scale = self._y_mean = self._coef = np.zeros(0)
 
     # -- features ----------------------------------------------------------------------------
@@ -131,6 +133,7 @@ class PRSPredictor:
         self._y_mean = y.mean(axis=0)
         xs, yc = (x - self._x_mean) / self._x_scale, y - self._y_mean
         self._coef, self.ridge, self.loo_rmse = _ridge_loo(xs, yc)
+        self.calibration_prs = self.predict(prompts).prs
         return self
 
     # -- inference ---------------------------------------------------------------------------
@@ -180,6 +183,7 @@ class PRSPredictor:
             "x_scale": self._x_scale.tolist(),
             "y_mean": self._y_mean.tolist(),
             "coef": self._coef.tolist(),
+            "calibration_prs": self.calibration_prs.tolist(),
         }
         Path(path).write_text(json.dumps(state) + "\n")
 
@@ -194,6 +198,7 @@ class PRSPredictor:
         model.vocab = {g: i for i, g in enumerate(state["vocab"])}
         model.mean_gap = np.array(state["mean_gap"])
         model.ridge, model.loo_rmse = state["ridge"], state["loo_rmse"]
+        model.calibration_prs = np.array(state["calibration_prs"])
         for name in ("x_mean", "x_scale", "y_mean", "coef"):
             setattr(model, f"_{name}", np.array(state[name]))
         return model

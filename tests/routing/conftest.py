@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi import Request
 
 from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
 
@@ -96,3 +97,62 @@ def two_tier_profile_path(tmp_path: Path, two_tier_profile: Profile) -> Path:
     path = tmp_path / "synthetic-profile.json"
     two_tier_profile.save(path)
     return path
+
+
+class FakeCloudControl:
+    """What the local cloud app does next: `ok`, `fail` (503), `slow`, `reject` (400)."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.slow_s = 0.8
+        self.received: list[dict] = []
+
+
+@pytest.fixture()
+def local_cloud():
+    """A real OpenAI-shaped images server (FastAPI on uvicorn, own thread, free port).
+
+    Stands in for the cloud tier where a second Argus server is too heavy for the test.
+    """
+    import asyncio
+    import base64
+    import io
+    import threading
+    import time
+
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from PIL import Image
+
+    control = FakeCloudControl()
+    app = FastAPI()
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+
+    @app.post("/v1/images/generations")
+    async def generate(request: Request):
+        body = await request.json()
+        control.received.append(body)
+        if control.mode == "fail":
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+        if control.mode == "reject":
+            return JSONResponse({"error": {"message": "bad size"}}, status_code=400)
+        if control.mode == "slow":
+            await asyncio.sleep(control.slow_s)
+        n = int(body.get("n", 1))
+        return {"created": int(time.time()),
+                "data": [{"b64_json": png, "argus": {"level": "big-50"}} for _ in range(n)]}
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "local cloud server did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/v1", control
+    server.should_exit = True
+    thread.join(timeout=5)

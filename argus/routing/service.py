@@ -1,0 +1,108 @@
+"""Edge/cloud routing for the live server: one object the API calls per generation request.
+
+`EdgeCloudRouter.serve(body, edge)` decides the tier with the budgeted router, calls the cloud
+for a cloud decision, and falls back to `edge()` (the local pipeline) when the cloud fails, is
+slow, or its breaker is open. Every image's `argus` object says what happened: `tier` ("edge" or
+"cloud") and `route: {prs, alpha, reason}`; a cloud that is itself Argus keeps its own metadata
+under `argus.remote`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import argus
+from argus.config import RoutingConfig
+from argus.routing.predictor import PRSPredictor
+from argus.routing.remote import CloudClient, CloudUnavailable
+from argus.routing.router import BudgetedRouter, RouteDecision, RoutingPolicy, prs_policy
+
+SHIPPED_PREDICTOR = Path(argus.__file__).parent / "assets" / "routing" / "predictor.json"
+# Requests that name a local variant or a step count are served exactly as asked, locally.
+AUTO_MODELS = (None, "", "auto")
+
+EdgeCall = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def routing_policy(config: RoutingConfig) -> RoutingPolicy:
+    """The RouteT2I policy from the configured (else the shipped) PRS predictor."""
+    path = Path(config.predictor) if config.predictor else SHIPPED_PREDICTOR
+    if not path.is_file():
+        raise ValueError(f"routing is enabled but there is no PRS predictor at {path}; train one "
+                         "with `argus route-eval --save-predictor` and set routing.predictor")
+    predictor = PRSPredictor.load(path)
+    return prs_policy(predictor.predict_prs, predictor.calibration_prs)
+
+
+class EdgeCloudRouter:
+    def __init__(self, router: BudgetedRouter, cloud: CloudClient) -> None:
+        self.router = router
+        self.cloud = cloud
+
+    @classmethod
+    def from_config(cls, config: RoutingConfig, policy: RoutingPolicy | None = None):
+        """The live router, or None when routing is disabled."""
+        if not config.enabled:
+            return None
+        router = BudgetedRouter(policy or routing_policy(config), config.budget,
+                                config.window_requests, config.tenant_budgets)
+        return cls(router, CloudClient.from_config(config))
+
+    def local_only_reason(self, body: dict[str, Any]) -> str | None:
+        """Why a request must stay on the edge whatever its prompt, or None."""
+        if body.get("model") not in AUTO_MODELS:
+            return f"model {body['model']!r} pinned: served locally"
+        if body.get("num_inference_steps") is not None:
+            return "steps pinned: served locally"
+        if body.get("stream"):
+            return "streaming requests are served locally"
+        return None
+
+    async def serve(
+        self,
+        body: dict[str, Any],
+        edge: EdgeCall,
+        tenant: str = "default",
+        budget: float | None = None,
+    ) -> dict[str, Any]:
+        """Serve one request on the tier the router picks; `budget` overrides the tenant cap."""
+        pinned = self.local_only_reason(body)
+        if pinned is not None:
+            decision = RouteDecision("edge", pinned)
+        else:
+            decision = self.router.route(str(body.get("prompt", "")), tenant, budget)
+        if decision.tier == "cloud":
+            try:
+                response = await self.cloud.generate(body, tenant)
+            except CloudUnavailable as err:
+                decision = dataclasses.replace(
+                    decision, tier="edge", reason=f"cloud failed, served on the edge: {err}"
+                )
+            else:
+                return annotate(response, decision)
+        return annotate(await edge(), decision)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"budget": self.router.budget, "window_requests": self.router.window_requests,
+                "breaker": self.cloud.breaker.state, "usage": self.cloud.usage.snapshot()}
+
+    async def aclose(self) -> None:
+        await self.cloud.aclose()
+
+
+def annotate(response: dict[str, Any], decision: RouteDecision) -> dict[str, Any]:
+    """Add `argus.tier` and `argus.route` to every image of an OpenAI-shaped response."""
+    for item in response.get("data", []):
+        own = item.get("argus")
+        meta: dict[str, Any] = {}
+        if decision.tier == "cloud" and own is not None:
+            meta["remote"] = own
+        elif own is not None:
+            meta.update(own)
+        meta["tier"] = decision.tier
+        meta["route"] = decision.metadata()
+        item["argus"] = meta
+    return response
