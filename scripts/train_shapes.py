@@ -1,0 +1,274 @@
+"""Train one shapes-world variant from scratch; save a diffusers folder and a training record.
+
+    python scripts/train_shapes.py --variant shapes-l --minutes 55 --threads 1 --seed 0 \
+        --out argus/assets/shapes/shapes-l [--resume CKPT] [--device cuda]
+
+Recipe (docs/shapes.md): v-prediction on the cosine schedule (T=1000), AdamW with warm-up and
+cosine decay over the run's steps, EMA weights saved, 10% null captions (classifier-free
+guidance). The number of steps is fixed after timing the first steps against `--minutes`, and is
+recorded, so `--steps N` reruns the same schedule. `--resume` continues from a checkpoint
+(weights, EMA, optimizer, counters) with a fresh schedule over the new run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from argus.shapes.dataset import TrainBatches  # noqa: E402
+from argus.shapes.evaluate import evaluate, pipeline_from, summarize  # noqa: E402
+from argus.shapes.grammar import sample_prompts  # noqa: E402
+from argus.shapes.model import (  # noqa: E402
+    Components,
+    FastTokenizer,
+    arch_record,
+    build_components,
+    parameter_count,
+    save_variant,
+)
+
+TIMING_STEPS = (10, 40)  # steps timed to fix the step count (the first ones are slower)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", required=True, choices=["shapes-l", "shapes-m", "shapes-s"])
+    p.add_argument("--minutes", type=float, required=True, help="training wall-clock budget")
+    p.add_argument("--steps", type=int, default=0, help="fix the step count (0: from --minutes)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="diffusers folder to write (EMA weights)")
+    p.add_argument("--checkpoint", default="", help="checkpoint path (default: OUT.ckpt.pt)")
+    p.add_argument("--resume", default="", help="checkpoint to continue from")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--null-caption", type=float, default=0.1)
+    p.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--eval-prompts", type=int, default=48, help="held-out prompts scored at end")
+    p.add_argument("--eval-steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--record", default="", help="training record JSON (default: docs/...)")
+    return p.parse_args(argv)
+
+
+class Trainer:
+    """Model, EMA copy, optimizer and counters of one training run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.device = torch.device(args.device)
+        self.parts = build_components(args.variant, seed=args.seed)
+        self.model = torch.nn.ModuleDict(
+            {"unet": self.parts.unet, "text_encoder": self.parts.text_encoder}
+        ).to(self.device)
+        self.model.unet.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        fused = {"fused": True} if self.device.type in ("cuda", "cpu") else {}
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01, **fused
+        )
+        acp = self.parts.scheduler.alphas_cumprod.to(self.device)
+        self.sqrt_acp, self.sqrt_1m_acp = acp.sqrt(), (1 - acp).sqrt()
+        self.step = 0
+        self.samples = 0
+        self.seconds = 0.0
+        self.runs: list[dict] = []
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "samples": self.samples,
+            "seconds": self.seconds,
+            "runs": self.runs,
+            "variant": self.args.variant,
+        }
+
+    def load(self, path: str) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["variant"] != self.args.variant:
+            raise ValueError(f"checkpoint is {state['variant']}, not {self.args.variant}")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.step, self.samples = state["step"], state["samples"]
+        self.seconds, self.runs = state["seconds"], state["runs"]
+
+    def train_step(self, latents: torch.Tensor, ids: torch.Tensor, lr: float) -> float:
+        x0 = latents.to(self.device, non_blocking=True).contiguous(
+            memory_format=torch.channels_last
+        )
+        ids = ids.to(self.device, non_blocking=True)
+        t = torch.randint(0, len(self.sqrt_acp), (len(x0),), device=self.device)
+        noise = torch.randn_like(x0)
+        a = self.sqrt_acp[t].view(-1, 1, 1, 1)
+        s = self.sqrt_1m_acp[t].view(-1, 1, 1, 1)
+        target = a * noise - s * x0  # v-prediction
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
+            text = self.model.text_encoder(ids)
+            pred = self.model.unet(
+                a * x0 + s * noise,
+                t,
+                encoder_hidden_states=text.last_hidden_state,
+                class_labels=text.pooler_output,
+            ).sample
+        loss = F.mse_loss(pred.float(), target)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
+        ema_p = list(self.ema.parameters())
+        torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1 - decay)
+        self.step += 1
+        self.samples += len(x0)
+        return float(loss.detach())
+
+    def ema_components(self) -> Components:
+        ema = copy.deepcopy(self.ema).float().cpu()
+        return Components(self.parts.tokenizer, ema.text_encoder, ema.unet, self.parts.scheduler)
+
+
+def lr_at(step: int, total: int, args: argparse.Namespace) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak at `total` steps."""
+    warmup = min(args.warmup, total // 10)
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    trainer = Trainer(args)
+    if args.resume:
+        trainer.load(args.resume)
+    checkpoint = Path(args.checkpoint or f"{args.out.rstrip('/')}.ckpt.pt")
+    data = TrainBatches(
+        FastTokenizer(trainer.parts.tokenizer),
+        args.batch,
+        seed=args.seed * 1_000_003 + trainer.samples,
+        null_caption_p=args.null_caption,
+    )
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=None,
+        num_workers=args.workers,
+        pin_memory=trainer.device.type == "cuda",
+        prefetch_factor=8 if args.workers else None,
+        persistent_workers=bool(args.workers),
+    )
+    budget = args.minutes * 60
+    start_step, start_samples = trainer.step, trainer.samples
+    total = args.steps or 10**9
+    losses: list[tuple[int, float]] = []
+    t0 = last_log = last_ckpt = time.perf_counter()
+    running = 0.0
+    for i, (latents, ids) in enumerate(loader):
+        if i == TIMING_STEPS[0]:
+            timing_start = time.perf_counter()
+        if i == TIMING_STEPS[1] and not args.steps:
+            per_step = (time.perf_counter() - timing_start) / (TIMING_STEPS[1] - TIMING_STEPS[0])
+            total = max(TIMING_STEPS[1] + 1, int(budget / per_step))
+            print(f"[{args.variant}] {per_step * 1e3:.1f} ms/step -> {total} steps", flush=True)
+        if i >= total or (not args.steps and time.perf_counter() - t0 > budget * 1.1):
+            break
+        loss = trainer.train_step(latents, ids, lr_at(i, total, args))
+        running = loss if i == 0 else 0.98 * running + 0.02 * loss
+        now = time.perf_counter()
+        if now - last_log >= 30:
+            rate = (trainer.samples - start_samples) / (now - t0)
+            print(
+                f"[{args.variant}] step {i}/{total} loss {running:.4f} "
+                f"lr {lr_at(i, total, args):.2e} {rate:.0f} samples/s {now - t0:.0f}s",
+                flush=True,
+            )
+            losses.append((trainer.step, round(running, 5)))
+            last_log = now
+        if now - last_ckpt >= args.checkpoint_minutes * 60:
+            torch.save(trainer.state(), checkpoint)
+            last_ckpt = now
+    elapsed = time.perf_counter() - t0
+    trainer.seconds += elapsed
+    this_run = {
+        "steps": trainer.step - start_step,
+        "planned_steps": total,
+        "samples": trainer.samples - start_samples,
+        "seconds": round(elapsed, 1),
+        "final_loss": round(running, 5),
+        "loss_curve": losses,
+        "args": vars(args),
+        "hardware": hardware(trainer.device, args.threads),
+        "resumed_from": args.resume or None,
+    }
+    trainer.runs.append(this_run)
+    torch.save(trainer.state(), checkpoint)
+    parts = trainer.ema_components()
+    save_variant(args.out, parts)
+    record = {
+        "variant": args.variant,
+        "arch": arch_record(args.variant),
+        "parameters": {
+            "unet": parameter_count(parts.unet),
+            "text_encoder": parameter_count(parts.text_encoder),
+        },
+        "total_steps": trainer.step,
+        "total_samples": trainer.samples,
+        "total_train_seconds": round(trainer.seconds, 1),
+        "checkpoint": str(checkpoint),
+        "runs": trainer.runs,
+    }
+    if args.eval_prompts:
+        record["eval"] = quick_eval(parts, args)
+        print(f"[{args.variant}] eval {record['eval']}", flush=True)
+    record_path = Path(args.record or REPO / "docs" / "shapes-training" / f"{args.variant}.json")
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def quick_eval(parts: Components, args: argparse.Namespace) -> dict:
+    """Score held-out prompts (one seed each) with the engine, on the training device."""
+    pipe = pipeline_from(parts, args.variant, args.device)
+    pipe.unet.to(pipe.device)
+    pipe.text_encoder.to(pipe.device)
+    prompts = sample_prompts(seed=1234, count=args.eval_prompts, held_out=True)
+    seeds = [0]
+    results = evaluate(pipe, prompts, seeds, steps=args.eval_steps, guidance=args.guidance)
+    summary = summarize(results)
+    summary.update({"prompts": len(prompts), "seeds": len(seeds), "steps": args.eval_steps})
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
+
+
+def hardware(device: torch.device, threads: int) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {threads} torch thread(s)"
+
+
+if __name__ == "__main__":
+    run(parse_args())
