@@ -9,6 +9,7 @@ under `argus.remote`.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,7 +25,23 @@ SHIPPED_PREDICTOR = Path(argus.__file__).parent / "assets" / "routing" / "predic
 # Requests that name a local variant or a step count are served exactly as asked, locally.
 AUTO_MODELS = (None, "", "auto")
 
+BUDGET_HEADER = "x-argus-cloud-budget"
+"""Request header overriding the tenant's cloud budget for this request (a share in [0, 1])."""
+
 EdgeCall = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def budget_override(value: str | None) -> float | None:
+    """The per-request cap from the `X-Argus-Cloud-Budget` header; ValueError if malformed."""
+    if value is None:
+        return None
+    try:
+        budget = float(value)
+    except ValueError:
+        raise ValueError(f"{BUDGET_HEADER} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"{BUDGET_HEADER} must be in [0, 1], got {budget}")
+    return budget
 
 
 def routing_policy(config: RoutingConfig) -> RoutingPolicy:
@@ -61,6 +78,37 @@ class EdgeCloudRouter:
             return "streaming requests are served locally"
         return None
 
+    async def cloud_first(
+        self,
+        body: dict[str, Any],
+        tenant: str = "default",
+        budget: float | None = None,
+        to_url: Callable[[bytes], str] | None = None,
+    ) -> tuple[dict[str, Any] | None, RouteDecision]:
+        """Route one request; serve it from the cloud if so decided and the cloud delivers.
+
+        Returns (annotated cloud response, decision) or (None, edge decision): the caller then
+        serves locally and passes its response through `annotate(response, decision)`.
+        `budget` overrides the tenant's cap; `to_url` turns PNG bytes into a URL for clients
+        that asked for `response_format: url` (the cloud is always asked for inline images).
+        """
+        pinned = self.local_only_reason(body)
+        if pinned is not None:
+            return None, RouteDecision("edge", pinned)
+        decision = self.router.route(str(body.get("prompt", "")), tenant, budget)
+        if decision.tier == "edge":
+            return None, decision
+        try:
+            response = await self.cloud.generate(body, tenant)
+        except CloudUnavailable as err:
+            reason = f"cloud failed, served on the edge: {err}"
+            return None, dataclasses.replace(decision, tier="edge", reason=reason)
+        if body.get("response_format") == "url" and to_url is not None:
+            for item in response["data"]:
+                if "b64_json" in item:
+                    item["url"] = to_url(base64.b64decode(item.pop("b64_json")))
+        return annotate(response, decision), decision
+
     async def serve(
         self,
         body: dict[str, Any],
@@ -68,22 +116,9 @@ class EdgeCloudRouter:
         tenant: str = "default",
         budget: float | None = None,
     ) -> dict[str, Any]:
-        """Serve one request on the tier the router picks; `budget` overrides the tenant cap."""
-        pinned = self.local_only_reason(body)
-        if pinned is not None:
-            decision = RouteDecision("edge", pinned)
-        else:
-            decision = self.router.route(str(body.get("prompt", "")), tenant, budget)
-        if decision.tier == "cloud":
-            try:
-                response = await self.cloud.generate(body, tenant)
-            except CloudUnavailable as err:
-                decision = dataclasses.replace(
-                    decision, tier="edge", reason=f"cloud failed, served on the edge: {err}"
-                )
-            else:
-                return annotate(response, decision)
-        return annotate(await edge(), decision)
+        """Serve one request on the tier the router picks, `edge()` serving it locally."""
+        response, decision = await self.cloud_first(body, tenant, budget)
+        return response if response is not None else annotate(await edge(), decision)
 
     def snapshot(self) -> dict[str, Any]:
         return {"budget": self.router.budget, "window_requests": self.router.window_requests,

@@ -9,7 +9,7 @@ import pytest
 from argus.config import RoutingConfig
 from argus.routing.remote import CircuitBreaker, CloudClient, CloudRejected, CloudUnavailable
 from argus.routing.router import BudgetedRouter, FixedPolicy
-from argus.routing.service import EdgeCloudRouter
+from argus.routing.service import EdgeCloudRouter, budget_override
 
 BODY = {"prompt": "a large red circle", "n": 2, "size": "32x32", "seed": 7}
 
@@ -137,3 +137,27 @@ def test_from_config(tmp_path) -> None:
         EdgeCloudRouter.from_config(missing)
     with pytest.raises(ValueError, match="cloud_url"):
         EdgeCloudRouter.from_config(RoutingConfig(enabled=True), policy=FixedPolicy("edge"))
+
+
+async def test_cloud_images_become_urls_and_budget_header_is_checked(local_cloud) -> None:
+    url, _ = local_cloud
+    service = EdgeCloudRouter(BudgetedRouter(FixedPolicy("cloud"), 0.0, 10), _client(url))
+    body = {**BODY, "response_format": "url"}
+    edge_only, decision = await service.cloud_first(body)  # tenant cap 0: nothing goes out
+    assert edge_only is None and decision.tier == "edge"
+    stored: list[bytes] = []
+
+    def to_url(png: bytes) -> str:
+        stored.append(png)
+        return f"http://edge/files/{len(stored)}.png"
+
+    response, decision = await service.cloud_first(body, budget=1.0, to_url=to_url)
+    assert decision.tier == "cloud" and response is not None
+    assert [item["url"] for item in response["data"]] == ["http://edge/files/1.png",
+                                                         "http://edge/files/2.png"]
+    assert stored[0].startswith(b"\x89PNG") and "b64_json" not in response["data"][0]
+    assert budget_override(None) is None and budget_override("0.25") == 0.25
+    for bad in ("abc", "1.5", "-0.1"):
+        with pytest.raises(ValueError, match="x-argus-cloud-budget"):
+            budget_override(bad)
+    await service.aclose()
