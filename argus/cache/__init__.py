@@ -5,7 +5,7 @@
 """
 
 from argus.cache.bands import band_k, capture_steps
-from argus.cache.cache import MISS_INFO, ApproximateCache, CacheHit, EmbedFn
+from argus.cache.cache import MISS_INFO, ApproximateCache, CacheHit, EmbedFn, Generation
 from argus.cache.store import CorruptEntry, EntryMeta
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CorruptEntry",
     "EmbedFn",
     "EntryMeta",
+    "Generation",
     "band_k",
     "capture_steps",
 ]

@@ -72,6 +72,32 @@ def _guidance_key(guidance: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Generation:
+    """What the cache needs to know of one image's generation."""
+
+    prompt: str
+    tenant: str
+    variant: str
+    resolution: int
+    steps: int
+    seed: int | None = None
+    """Needed (with guidance) for exact repeats; None: similar-prompt reuse only."""
+    guidance: float | None = None
+    negative_prompt: str = ""
+    """Part of an exact repeat's identity; similarity looks at the prompt only."""
+
+    def partition(self, namespace: str) -> Partition:
+        return Partition(namespace, self.variant, int(self.resolution), int(self.steps))
+
+    @property
+    def prompt_sha(self) -> str:
+        text = self.prompt
+        if self.negative_prompt:
+            text = f"{text}\x00negative:{self.negative_prompt}"
+        return prompt_sha(text)
+
+
+@dataclass(frozen=True, slots=True)
 class CacheHit:
     """A verified cached entry a request can resume from at step `k`."""
 
@@ -160,41 +186,15 @@ class ApproximateCache:
 
     def lookup(
         self,
-        prompt: str,
-        *,
-        tenant: str,
-        variant: str,
-        resolution: int,
-        steps: int,
-        seed: int | None = None,
-        guidance: float | None = None,
+        generation: Generation,
         max_k: int | None = None,
         embedding: np.ndarray | None = None,
     ) -> CacheHit | None:
         """Probe and accept in one call (when the cap on K is known up front)."""
-        hit = self.probe(
-            prompt,
-            tenant=tenant,
-            variant=variant,
-            resolution=resolution,
-            steps=steps,
-            seed=seed,
-            guidance=guidance,
-            embedding=embedding,
-        )
-        return self.accept(hit, max_k)
+        return self.accept(self.probe(generation, embedding), max_k)
 
     def probe(
-        self,
-        prompt: str,
-        *,
-        tenant: str,
-        variant: str,
-        resolution: int,
-        steps: int,
-        seed: int | None = None,
-        guidance: float | None = None,
-        embedding: np.ndarray | None = None,
+        self, generation: Generation, embedding: np.ndarray | None = None
     ) -> CacheHit | None:
         """Best usable entry, uncapped and uncounted (its similarity can feed admission).
 
@@ -202,18 +202,41 @@ class ApproximateCache:
         """
         if not self.config.enabled:
             return None
-        partition = Partition(self.namespace(tenant), variant, int(resolution), int(steps))
-        if seed is not None and guidance is not None:
-            key = ExactKey(partition, prompt_sha(prompt), int(seed), _guidance_key(guidance))
-            hit = self._exact_hit(key)
+        partition = generation.partition(self.namespace(generation.tenant))
+        if generation.seed is not None and generation.guidance is not None:
+            hit = self._exact_hit(self._exact_key(generation, partition))
             if hit is not None:
                 return hit
+        vector = self._vector(generation.prompt, embedding)
+        return None if vector is None else self._similar_hit(partition, vector)
+
+    def nearest_similarity(
+        self, generation: Generation, embedding: np.ndarray | None = None
+    ) -> float | None:
+        """Cosine similarity of the nearest entry in the generation's partition (None: empty)."""
+        index = self._indexes.get(generation.partition(self.namespace(generation.tenant)))
+        vector = None if index is None else self._vector(generation.prompt, embedding)
+        if vector is None or vector.shape[0] != index.dim:
+            return None
+        found = index.search(vector, 1)
+        return min(found[0][1], 1.0) if found else None
+
+    def _vector(self, prompt: str, embedding: np.ndarray | None) -> np.ndarray | None:
+        if embedding is not None:
+            return np.asarray(embedding, dtype=np.float32).reshape(-1)
         try:
-            vector = self.embed(prompt) if embedding is None else embedding
+            return self.embed(prompt)
         except Exception:  # an encoder failure must not fail the request: it is a miss
             log.exception("cache: embedding failed; treating as a miss")
             return None
-        return self._similar_hit(partition, vector)
+
+    @staticmethod
+    def _exact_key(generation: Generation, partition: Partition) -> ExactKey:
+        assert generation.seed is not None and generation.guidance is not None
+        return ExactKey(
+            partition, generation.prompt_sha, int(generation.seed),
+            _guidance_key(generation.guidance),
+        )
 
     def accept(self, hit: CacheHit | None, max_k: int | None = None) -> CacheHit | None:
         """Apply the control plane's cap on K and count the lookup (and the hit, for LCBFU).
@@ -292,21 +315,12 @@ class ApproximateCache:
 
     def store_async(
         self,
-        prompt: str,
-        *,
-        tenant: str,
-        variant: str,
-        resolution: int,
-        steps: int,
-        seed: int | None,
-        guidance: float,
+        generation: Generation,
         captured: Mapping[int, np.ndarray],
         embedding: np.ndarray | None = None,
     ) -> bool:
         """Queue a full generation's captured latents; False if not queued (never blocks)."""
-        job = self._job(
-            prompt, tenant, variant, resolution, steps, seed, guidance, captured, embedding
-        )
+        job = self._job(generation, captured, embedding)
         if job is None:
             return False
         try:
@@ -318,21 +332,12 @@ class ApproximateCache:
 
     def store(
         self,
-        prompt: str,
-        *,
-        tenant: str,
-        variant: str,
-        resolution: int,
-        steps: int,
-        seed: int | None,
-        guidance: float,
+        generation: Generation,
         captured: Mapping[int, np.ndarray],
         embedding: np.ndarray | None = None,
     ) -> str | None:
         """Store synchronously; the entry id, or None if nothing was stored."""
-        job = self._job(
-            prompt, tenant, variant, resolution, steps, seed, guidance, captured, embedding
-        )
+        job = self._job(generation, captured, embedding)
         return None if job is None else self._write(job)
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -351,40 +356,35 @@ class ApproximateCache:
 
     def _job(
         self,
-        prompt: str,
-        tenant: str,
-        variant: str,
-        resolution: int,
-        steps: int,
-        seed: int | None,
-        guidance: float,
+        generation: Generation,
         captured: Mapping[int, np.ndarray],
         embedding: np.ndarray | None,
     ) -> _StoreJob | None:
         if not self.config.enabled or self.config.capacity_bytes == 0:
             return None
-        latents = {
-            int(k): np.array(v) for k, v in captured.items() if 0 < k < steps
-        }
+        steps = int(generation.steps)
+        latents = {int(k): np.array(v) for k, v in captured.items() if 0 < k < steps}
         if not latents:
             return None
         with self._lock:
-            memo = self._embed_memo.get(prompt)
+            memo = self._embed_memo.get(generation.prompt)
+        created = self.clock()
         meta = EntryMeta(
             entry_id=uuid.uuid4().hex[:20],
-            namespace=self.namespace(tenant),
-            tenant=tenant,
-            variant=variant,
-            resolution=int(resolution),
-            steps=int(steps),
-            guidance=_guidance_key(guidance),
-            seed=None if seed is None else int(seed),
-            prompt_sha=prompt_sha(prompt),
+            namespace=self.namespace(generation.tenant),
+            tenant=generation.tenant,
+            variant=generation.variant,
+            resolution=int(generation.resolution),
+            steps=steps,
+            guidance=_guidance_key(generation.guidance or 0.0),
+            seed=None if generation.seed is None else int(generation.seed),
+            prompt_sha=generation.prompt_sha,
             stored_steps=tuple(sorted(latents)),
-            created=self.clock(),
+            created=created,
+            last_access=created,
         )
-        meta.last_access = meta.created
-        return _StoreJob(meta, prompt, latents, embedding if embedding is not None else memo)
+        vector = embedding if embedding is not None else memo
+        return _StoreJob(meta, generation.prompt, latents, vector)
 
     def _write_loop(self) -> None:
         last_flush = time.monotonic()
@@ -410,14 +410,11 @@ class ApproximateCache:
 
     def _write(self, job: _StoreJob) -> str | None:
         meta = job.meta
-        partition = Partition(meta.namespace, meta.variant, meta.resolution, meta.steps)
-        key = None
-        if meta.seed is not None:
-            key = ExactKey(partition, meta.prompt_sha, meta.seed, meta.guidance)
-            with self._lock:
-                if key in self._exact:
-                    self.metrics.stores.labels(outcome="duplicate").inc()
-                    return None
+        partition, key = _keys_of(meta)
+        with self._lock:
+            if key is not None and key in self._exact:
+                self.metrics.stores.labels(outcome="duplicate").inc()
+                return None
         embedding = job.embedding if job.embedding is not None else self.embed(job.prompt)
         index = self._indexes.get(partition)
         if index is not None and index.dim != embedding.shape[0]:
@@ -429,28 +426,26 @@ class ApproximateCache:
             self.metrics.stores.labels(outcome="too_large").inc()
             return None
         self._make_room(meta.nbytes)
-        self._register(meta, embedding)
+        with self._lock:
+            self._add_entry(meta)
+            index = self._indexes.get(partition)
+            if index is None:
+                index = self._indexes[partition] = self._new_index(embedding.shape[0])
+            self._update_gauges()
+        index.add([meta.entry_id], embedding[None, :])
         self.metrics.stores.labels(outcome="stored").inc()
         return meta.entry_id
 
-    def _register(self, meta: EntryMeta, embedding: np.ndarray) -> None:
-        partition = Partition(meta.namespace, meta.variant, meta.resolution, meta.steps)
-        with self._lock:
-            self._entries[meta.entry_id] = meta
-            if meta.seed is not None:
-                key = ExactKey(partition, meta.prompt_sha, meta.seed, meta.guidance)
-                self._exact[key] = meta.entry_id
-            self._bytes_used += meta.nbytes
-            index = self._indexes.get(partition)
-            if index is None:
-                index = self._indexes[partition] = VectorIndex(
-                    embedding.shape[0],
-                    self.config.hnsw_threshold,
-                    self.config.hnsw_m,
-                    self.config.hnsw_ef_search,
-                )
-            self._update_gauges()
-        index.add([meta.entry_id], embedding[None, :])
+    def _add_entry(self, meta: EntryMeta) -> None:
+        _, key = _keys_of(meta)
+        self._entries[meta.entry_id] = meta
+        if key is not None:
+            self._exact[key] = meta.entry_id
+        self._bytes_used += meta.nbytes
+
+    def _new_index(self, dim: int) -> VectorIndex:
+        c = self.config
+        return VectorIndex(dim, c.hnsw_threshold, c.hnsw_m, c.hnsw_ef_search)
 
     def _make_room(self, nbytes: int) -> None:
         """Evict lowest-LCBFU entries (ties: least recently used, then oldest) until `nbytes`
@@ -470,11 +465,9 @@ class ApproximateCache:
             meta = self._entries.pop(entry_id, None)
             if meta is None:
                 return
-            partition = Partition(meta.namespace, meta.variant, meta.resolution, meta.steps)
-            if meta.seed is not None:
-                key = ExactKey(partition, meta.prompt_sha, meta.seed, meta.guidance)
-                if self._exact.get(key) == entry_id:
-                    del self._exact[key]
+            partition, key = _keys_of(meta)
+            if key is not None and self._exact.get(key) == entry_id:
+                del self._exact[key]
             self._bytes_used -= meta.nbytes
             self._dirty_stats.discard(entry_id)
             index = self._indexes.get(partition)
@@ -512,26 +505,16 @@ class ApproximateCache:
                 self.metrics.corrupt.inc()
                 delete_entry(path)
                 continue
-            partition = Partition(meta.namespace, meta.variant, meta.resolution, meta.steps)
-            ids, vectors = loaded.setdefault(partition, ([], []))
+            ids, vectors = loaded.setdefault(_keys_of(meta)[0], ([], []))
             if vectors and vectors[0].shape != embedding.shape:
                 log.warning("cache: dropping %s: embedded by another encoder", path.name)
                 delete_entry(path)
                 continue
-            self._entries[meta.entry_id] = meta
-            if meta.seed is not None:
-                key = ExactKey(partition, meta.prompt_sha, meta.seed, meta.guidance)
-                self._exact[key] = meta.entry_id
-            self._bytes_used += meta.nbytes
+            self._add_entry(meta)
             ids.append(meta.entry_id)
             vectors.append(embedding)
         for partition, (ids, vectors) in loaded.items():
-            index = VectorIndex(
-                vectors[0].shape[0],
-                self.config.hnsw_threshold,
-                self.config.hnsw_m,
-                self.config.hnsw_ef_search,
-            )
+            index = self._new_index(vectors[0].shape[0])
             index.add(ids, np.stack(vectors))
             self._indexes[partition] = index
         self._update_gauges()
@@ -563,3 +546,10 @@ class ApproximateCache:
                 "capacity_bytes": self.config.capacity_bytes,
                 "partitions": len(self._indexes),
             }
+
+
+def _keys_of(meta: EntryMeta) -> tuple[Partition, ExactKey | None]:
+    partition = Partition(meta.namespace, meta.variant, meta.resolution, meta.steps)
+    if meta.seed is None:
+        return partition, None
+    return partition, ExactKey(partition, meta.prompt_sha, meta.seed, meta.guidance)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from argus.cache import ApproximateCache, band_k, capture_steps
+from argus.cache import ApproximateCache, CacheHit, Generation, band_k, capture_steps
 from argus.cache.bands import deepest_at_most
 from argus.cache.index import VectorIndex
 from argus.config import CacheConfig
@@ -29,23 +29,24 @@ def store(
     latent_seed: int = 0,
     **overrides: object,
 ) -> str:
-    spec = {**GENERATION, **overrides}
-    entry_id = cache.store(
-        prompt,
-        tenant=tenant,
-        seed=seed,
-        guidance=3.0,
-        captured=latents_for(capture_steps(int(spec["steps"]), cache.config), latent_seed),
-        embedding=embedding,
-        **spec,
-    )
+    generation = Generation(prompt, tenant, seed=seed, guidance=3.0, **{**GENERATION, **overrides})
+    captured = latents_for(capture_steps(generation.steps, cache.config), latent_seed)
+    entry_id = cache.store(generation, captured, embedding)
     assert entry_id is not None
     return entry_id
 
 
-def lookup(cache: ApproximateCache, prompt: str, embedding: np.ndarray, **kw: object):
-    args = {"tenant": "alice", **GENERATION, "embedding": embedding, **kw}
-    return cache.lookup(prompt, **args)
+def lookup(
+    cache: ApproximateCache,
+    prompt: str,
+    embedding: np.ndarray,
+    *,
+    tenant: str = "alice",
+    max_k: int | None = None,
+    **fields: object,
+) -> CacheHit | None:
+    generation = Generation(prompt, tenant, **{**GENERATION, **fields})
+    return cache.lookup(generation, max_k, embedding)
 
 
 def sample(cache: ApproximateCache, name: str, **labels: str) -> float:
@@ -142,8 +143,8 @@ def test_entries_serve_only_the_same_variant_resolution_and_steps(
 def test_a_duplicate_exact_generation_is_stored_once(make_cache: CacheFactory):
     cache = make_cache()
     store(cache, "p", unit())
-    assert cache.store("p", tenant="alice", seed=7, guidance=3.0, captured=latents_for([5]),
-                       embedding=unit(), **GENERATION) is None
+    generation = Generation("p", "alice", seed=7, guidance=3.0, **GENERATION)
+    assert cache.store(generation, latents_for([5]), unit()) is None
     assert len(cache) == 1
 
 
@@ -153,7 +154,7 @@ def test_real_encoder_similarity_picks_the_band(make_cache: CacheFactory, clip_e
     entry_id = store(cache, stored, cache.embed(stored))
     similarity = float(cache.embed(stored) @ cache.embed(similar))
     assert 0.65 < similarity < 0.999  # the encoder tells the prompts apart, yet finds them near
-    hit = cache.lookup(similar, tenant="alice", **GENERATION)
+    hit = cache.lookup(Generation(similar, "alice", **GENERATION))
     assert hit is not None and hit.entry_id == entry_id
     assert hit.k == band_k(similarity, STEPS, cache.config) > 0
     assert np.allclose(cache.embed(stored), clip_embed([stored])[0], atol=1e-6)
@@ -303,8 +304,8 @@ def test_lcbfu_ties_evict_the_least_recently_used(make_cache: CacheFactory, tmp_
 
 def test_entry_larger_than_budget_is_not_stored(make_cache: CacheFactory):
     cache = make_cache(capacity_bytes=100)
-    assert cache.store("p", tenant="t", seed=1, guidance=3.0, captured=latents_for([5]),
-                       embedding=unit(), **GENERATION) is None
+    generation = Generation("p", "t", seed=1, guidance=3.0, **GENERATION)
+    assert cache.store(generation, latents_for([5]), unit()) is None
     assert len(cache) == 0 and not list(cache.root.glob("*/*.safetensors"))
 
 
@@ -314,8 +315,8 @@ def test_entry_larger_than_budget_is_not_stored(make_cache: CacheFactory):
 def test_async_store_is_written_by_the_background_writer(make_cache: CacheFactory):
     cache = make_cache()
     base = unit()
-    assert cache.store_async("p", tenant="alice", seed=7, guidance=3.0,
-                             captured=latents_for(BAND_STEPS), embedding=base, **GENERATION)
+    generation = Generation("p", "alice", seed=7, guidance=3.0, **GENERATION)
+    assert cache.store_async(generation, latents_for(BAND_STEPS), base)
     assert cache.flush()
     assert lookup(cache, "p", base, seed=7, guidance=3.0).exact
     assert sample(cache, "argus_cache_stores_total", outcome="stored") == 1
@@ -326,8 +327,8 @@ def test_async_store_is_written_by_the_background_writer(make_cache: CacheFactor
 
 def test_disabled_cache_never_hits_or_stores(make_cache: CacheFactory):
     cache = make_cache(enabled=False)
-    assert not cache.store_async("p", tenant="a", seed=1, guidance=3.0,
-                                 captured=latents_for([5]), embedding=unit(), **GENERATION)
+    generation = Generation("p", "a", seed=1, guidance=3.0, **GENERATION)
+    assert not cache.store_async(generation, latents_for([5]), unit())
     assert lookup(cache, "p", unit()) is None and cache.capture_steps(50) == []
 
 
@@ -365,8 +366,8 @@ def test_lookups_run_while_the_writer_stores_and_rebuilds(make_cache: CacheFacto
     thread = threading.Thread(target=reader)
     thread.start()
     for i, v in enumerate(vectors):
-        cache.store_async(f"p{i}", tenant="alice", seed=i, guidance=3.0,
-                          captured=latents_for([5, 25]), embedding=v, **GENERATION)
+        generation = Generation(f"p{i}", "alice", seed=i, guidance=3.0, **GENERATION)
+        cache.store_async(generation, latents_for([5, 25]), v)
     assert cache.flush()
     stop.set()
     thread.join()
@@ -375,3 +376,23 @@ def test_lookups_run_while_the_writer_stores_and_rebuilds(make_cache: CacheFacto
     assert partition_index.is_hnsw and len(partition_index) == 120
     assert all(lookup(cache, f"p{i}", vectors[i], seed=i, guidance=3.0).exact
                for i in range(0, 120, 11))
+
+
+def test_negative_prompt_is_part_of_an_exact_repeat(make_cache: CacheFactory):
+    cache = make_cache()
+    base = unit()
+    store(cache, "p", base, negative_prompt="blurry")
+    assert lookup(cache, "p", base, seed=7, guidance=3.0, negative_prompt="blurry").exact
+    assert not lookup(cache, "p", base, seed=7, guidance=3.0).exact
+
+
+def test_nearest_similarity_reports_misses_too(make_cache: CacheFactory):
+    cache = make_cache()
+    base = unit()
+    assert cache.nearest_similarity(Generation("q", "alice", **GENERATION), base) is None
+    store(cache, "p", base)
+    far = at_similarity(base, 0.3)
+    assert cache.nearest_similarity(Generation("q", "alice", **GENERATION), far) == (
+        pytest.approx(0.3, abs=1e-5)
+    )
+    assert cache.nearest_similarity(Generation("q", "bob", **GENERATION), far) is None
