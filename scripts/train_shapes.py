@@ -7,7 +7,8 @@ Recipe (docs/shapes.md): v-prediction on the cosine schedule (T=1000), AdamW wit
 cosine decay over the run's steps, EMA weights saved, 10% null captions (classifier-free
 guidance). The number of steps is fixed after timing the first steps against `--minutes`, and is
 recorded, so `--steps N` reruns the same schedule. `--resume` continues from a checkpoint
-(weights, EMA, optimizer, counters) with a fresh schedule over the new run.
+(weights, EMA, optimizer, counters) with a fresh schedule over the new run; `--init FOLDER`
+continues from a saved variant folder (e.g. the shipped weights) with a fresh optimizer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from argus.shapes.model import (  # noqa: E402
     FastTokenizer,
     arch_record,
     build_components,
+    load_variant,
     parameter_count,
     save_variant,
 )
@@ -52,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="diffusers folder to write (EMA weights)")
     p.add_argument("--checkpoint", default="", help="checkpoint path (default: OUT.ckpt.pt)")
     p.add_argument("--resume", default="", help="checkpoint to continue from")
+    p.add_argument("--init", default="", help="start from a saved variant folder's weights")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -112,6 +115,14 @@ class Trainer:
         self.step, self.samples = state["step"], state["samples"]
         self.seconds, self.runs = state["seconds"], state["runs"]
 
+    def init_from(self, folder: str) -> None:
+        """Start model and EMA from a shipped folder's (EMA) weights, with a fresh optimizer."""
+        saved = load_variant(folder)
+        for module in (self.model, self.ema):
+            module.unet.load_state_dict(saved.unet.state_dict())
+            module.text_encoder.load_state_dict(saved.text_encoder.state_dict())
+        self.runs.append({"initialised_from": folder})
+
     def train_step(self, latents: torch.Tensor, ids: torch.Tensor, lr: float) -> float:
         x0 = latents.to(self.device, non_blocking=True).contiguous(
             memory_format=torch.channels_last
@@ -167,6 +178,8 @@ def run(args: argparse.Namespace) -> dict:
     trainer = Trainer(args)
     if args.resume:
         trainer.load(args.resume)
+    elif args.init:
+        trainer.init_from(args.init)
     checkpoint = Path(args.checkpoint or f"{args.out.rstrip('/')}.ckpt.pt")
     data = TrainBatches(
         FastTokenizer(trainer.parts.tokenizer),

@@ -136,7 +136,7 @@ def build_text_encoder(a: Arch, tokenizer: CLIPTokenizer) -> CLIPTextModel:
 
 
 def build_unet(a: Arch) -> UNet2DConditionModel:
-    """Levels 16/8/4; cross-attention at 8 and 4 and in the middle block."""
+    """Levels 16/8/4; self+cross-attention at 8 and 4 and in the middle block."""
     channels = 3 * PIXEL_UNSHUFFLE**2
     return UNet2DConditionModel(
         sample_size=CANVAS // PIXEL_UNSHUFFLE,
@@ -151,6 +151,9 @@ def build_unet(a: Arch) -> UNet2DConditionModel:
         norm_num_groups=a.norm_groups,
         class_embed_type="projection",
         projection_class_embeddings_input_dim=a.text_dim,
+        # FiLM: the time+prompt embedding scales and shifts every ResBlock's features, a
+        # stronger conditioning than adding it (what a one-object prompt relies on).
+        resnet_time_scale_shift="scale_shift",
     )
 
 
