@@ -5,7 +5,8 @@ A plain object: no threads, no I/O, the caller passes the time in. The caller
 - asks `next_batch` whenever a worker is idle, and runs the batch at the requests' `level`
   (the worker loads `worker_level`'s variant first if it changed);
 - reports `complete` / `requeue` (worker crash) / `cancel`;
-- calls `tick` regularly (at least once per planning period) and collects `take_rejected()`:
+- calls `tick` regularly (at least once per planning period; the first call starts the clock)
+  and collects `take_rejected()`:
   requests rejected after admission (deadline passed while queued, failed twice), which must be
   answered to their clients.
 The policy (Argus or a baseline, `argus.control.policy`) decides the plan and the routing.
@@ -114,8 +115,6 @@ class ControlPlane:
     def admit(self, request: Request, now: float) -> Request:
         """Predict, pick the optimal level, route, check the deadline, queue; or reject with a
         reason. Never raises for overload."""
-        if self._next_plan_s is None or now >= self._next_plan_s:
-            self.tick(now)
         self.load.observe(now)
         table = self.table
         quality = self.predictor.predict(request)
@@ -297,6 +296,9 @@ class ControlPlane:
     def worker_level(self, worker_id: int) -> str:
         return self.table.names[self._worker_level[worker_id]]
 
+    def worker_level_index(self, worker_id: int) -> int:
+        return self._worker_level[worker_id]
+
     def workers_per_level(self) -> np.ndarray:
         return self._level_workers.copy()
 
@@ -397,6 +399,27 @@ class ControlPlane:
         if plan.routing is not None:
             self.policy.set_routing(np.asarray(plan.routing))
         self.plan = plan
+        self._rehome_orphans(plan.time_s)
+
+    def _rehome_orphans(self, now: float) -> None:
+        """Requests queued at a variant no worker runs any more move to a level that can still
+        serve them in time (pinned ones cannot move), else are rejected with a reason."""
+        table, queues = self.table, self.queues
+        for v, workers in enumerate(self._variant_workers):
+            if workers or not any(queues.count[j] for j in self._variant_levels[v]):
+                continue
+            for j in self._variant_levels[v]:
+                while (request := queues.pop(j)) is not None:
+                    moved = None if request.pinned else self.fastest_fix(request, now, j)
+                    if moved is None:
+                        self._rejected_later.append(self._reject(
+                            request, f"re-plan left no worker on level {table.names[j]}"
+                        ))
+                    else:
+                        request.reason = f"moved from {table.names[j]} to " \
+                            f"{table.names[moved]} after a re-plan"
+                        request.level = table.names[moved]
+                        queues.push(request, moved)
 
     def _assign(self, target: np.ndarray) -> None:
         """Move as few workers as possible, and same-variant moves (free) before loads."""

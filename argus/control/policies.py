@@ -36,7 +36,10 @@ class ArgusPolicy(Policy):
         load = alloc.flow.sum(axis=0)
         served = load.sum()
         capacity_share = load / served if served > 0 else np.eye(len(table))[table.full]
-        routing = align(demand.class_share, capacity_share, list(table.rank))
+        routing = align(
+            demand.class_share, capacity_share, list(table.rank), demand.class_quality,
+            plane.floor - plane.tolerance,
+        )
         return Plan(
             time_s=now,
             workers=alloc.workers,

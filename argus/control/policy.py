@@ -142,8 +142,12 @@ def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
     return wrap
 
 
-def _load_plugins() -> None:
+def _load_plugins(wanted: str | None = None) -> None:
+    """Import the policy modules (until `wanted` is registered, so one broken plugin package
+    cannot break the others)."""
     for module in _PLUGIN_MODULES:
+        if wanted is not None and wanted in _REGISTRY:
+            return
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
@@ -157,7 +161,7 @@ def policy_names() -> list[str]:
 
 
 def make_policy(name: str, seed: int = 0) -> Policy:
-    _load_plugins()
+    _load_plugins(name)
     if name not in _REGISTRY:
         raise ValueError(f"unknown policy {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](seed=seed)

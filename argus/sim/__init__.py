@@ -1,0 +1,2 @@
+"""Trace-driven discrete-event simulator of an Argus cluster; it drives the same `ControlPlane`
+as the live server."""

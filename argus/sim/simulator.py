@@ -1,0 +1,255 @@
+"""Discrete-event cluster simulator driving the unchanged `ControlPlane`.
+
+Simulated workers take the profiled service time of their batch and pay the variant's load time
+when the plan moves them to another variant. Events: arrivals (a pre-sorted array, merged with a
+pointer), worker completions and loads (a heap), and planning ticks every period. After the last
+arrival the cluster drains (bounded by `drain_s`); requests still unfinished then count as SLO
+violations. Everything random is drawn up front from `seed`, so a seed reproduces a run exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from argus.control.plane import ControlPlane
+from argus.sim.quality import QualityModel, sample_similarity
+from argus.sim.traces import Trace
+from argus.types import Request, RequestStatus
+
+_COMPLETED = RequestStatus.COMPLETED
+_REJECTED = RequestStatus.REJECTED
+_LOAD = "load"
+UNFINISHED = "unfinished at the end of the run"
+
+
+@dataclass
+class RunRecord:
+    """Per-request outcomes of one run (index = position in the trace)."""
+
+    arrival: np.ndarray
+    deadline: np.ndarray
+    finish: np.ndarray
+    """NaN when not served."""
+    level: np.ndarray
+    """Level position served at, -1 when not served."""
+    quality: np.ndarray
+    """Relative quality of served requests (NaN otherwise)."""
+    reasons: dict[str, int]
+    plans: list[tuple[float, np.ndarray, float]] = field(default_factory=list)
+    """(time, workers per level, forecast rps) at each planning tick."""
+    loads: int = 0
+    """Variant loads paid by workers."""
+
+
+class Simulator:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        trace: Trace,
+        seed: int = 0,
+        max_batch: int | None = None,
+        drain_s: float | None = None,
+    ) -> None:
+        self.plane = plane
+        self.trace = trace
+        table = plane.table
+        self.max_batch = max_batch or max(len(s) for s in table.service_s)
+        self.drain_s = 3 * plane.slo_s if drain_s is None else drain_s
+        rng = np.random.default_rng(seed + 7919)
+        count = len(trace)
+        profile = table.profile
+        self.quality_model = QualityModel(
+            table, plane.config.cache.similarity_bands, plane.config.cache.band_steps
+        )
+        self.similarity = sample_similarity(profile.similarity_distribution, count, rng)
+        self.difficulty = rng.standard_normal(count)
+        self.prompt_id = (
+            rng.integers(0, len(profile.prompts), count)
+            if profile.prompts else np.zeros(count, int)
+        )
+        self.plane.oracle = self._oracle
+
+    def _oracle(self, request: Request, level: str) -> float:
+        i = int(request.request_id)
+        lv = np.array([self.plane.table.index[level]])
+        sim = None if self.similarity is None else self.similarity[i : i + 1]
+        return float(self.quality_model.of(lv, self.prompt_id[i : i + 1],
+                                           self.difficulty[i : i + 1], sim)[0])
+
+    def _requests(self) -> list[Request]:
+        trace, plane = self.trace, self.plane
+        slo = plane.slo_s
+        prompts = trace.prompt
+        table_prompts = plane.profile.prompts
+        sims = self.similarity.tolist() if self.similarity is not None else None
+        steps = trace.steps.tolist() if trace.steps is not None else None
+        images = trace.n.tolist() if trace.n is not None else None
+        out = []
+        for i, t in enumerate(trace.arrival_s.tolist()):
+            pid = int(self.prompt_id[i])
+            prompt = prompts[i] if prompts else (table_prompts[pid].prompt if table_prompts else "")
+            request = Request(prompt, t, t + slo, str(i), prompt_id=pid)
+            if sims is not None:
+                request.cache_similarity = sims[i]
+            if steps is not None and steps[i]:
+                request.pinned_steps = steps[i]
+            if images is not None:
+                request.n = images[i]
+            if trace.tenant is not None:
+                request.tenant = trace.tenant[i]
+            out.append(request)
+        return out
+
+    def run(self, duration_s: float, progress: bool = False) -> RunRecord:
+        plane = self.plane
+        table = plane.table
+        names_index = table.index
+        level_variant = table.variant
+        service = table.service_s
+        load_time = table.load_time_s
+        max_batch = self.max_batch
+        requests = self._requests()
+        count = len(requests)
+        arrivals = [r.arrival_s for r in requests]
+        finish = [math.nan] * count
+        served_level = [-1] * count
+        reasons: dict[str, int] = {}
+        record = RunRecord(
+            arrival=np.asarray(arrivals), deadline=np.asarray([r.deadline_s for r in requests]),
+            finish=np.zeros(0), level=np.zeros(0), quality=np.zeros(0), reasons=reasons,
+        )
+
+        workers = plane.num_workers
+        loaded = [level_variant[plane.worker_level_index(w)] for w in range(workers)]
+        busy: list[object] = [None] * workers
+        idle: list[list[int]] = [[] for _ in load_time]
+        is_idle = [True] * workers
+        for w in range(workers):
+            idle[loaded[w]].append(w)
+        heap: list[tuple[float, int, int]] = []
+        seq = 0
+
+        def note_rejected(request: Request) -> None:
+            key = (request.reason or "rejected").split(" (")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+
+        def dispatch(w: int, now: float) -> None:
+            nonlocal seq
+            v = level_variant[plane.worker_level_index(w)]
+            if loaded[w] != v:
+                loaded[w] = v
+                busy[w] = _LOAD
+                record.loads += 1
+                seq += 1
+                heapq.heappush(heap, (now + load_time[v], seq, w))
+                return
+            batch = plane.next_batch(w, now, max_batch)
+            if plane._rejected_later:
+                for request in plane.take_rejected():
+                    note_rejected(request)
+            if not batch:
+                is_idle[w] = True
+                idle[v].append(w)
+                return
+            level = names_index[batch[0].level]
+            images = 0
+            for request in batch:
+                images += request.n
+            busy[w] = batch
+            seq += 1
+            heapq.heappush(heap, (now + service[level][images - 1], seq, w))
+
+        def wake(variant: int, now: float) -> None:
+            pool = idle[variant]
+            while pool:
+                w = pool.pop()
+                if is_idle[w]:
+                    is_idle[w] = False
+                    dispatch(w, now)
+                    return
+
+        def wake_all(now: float) -> None:
+            for pool in idle:
+                waiting = [w for w in pool if is_idle[w]]
+                pool.clear()
+                for w in waiting:
+                    is_idle[w] = False
+                    dispatch(w, now)
+
+        period = plane.period_s
+        plane.tick(0.0)
+        next_tick = period
+        end = duration_s + self.drain_s
+        i = 0
+        inf = math.inf
+        bar = _progress(count, progress)
+        wake_all(0.0)
+        while True:
+            t_arrival = arrivals[i] if i < count else inf
+            t_event = heap[0][0] if heap else inf
+            if t_arrival <= t_event and t_arrival <= next_tick:
+                request = requests[i]
+                i += 1
+                plane.admit(request, t_arrival)
+                if request.status is _REJECTED:
+                    note_rejected(request)
+                else:
+                    wake(level_variant[names_index[request.level]], t_arrival)
+                if bar is not None and i % 4096 == 0:
+                    bar.update(4096)
+            elif t_event <= next_tick:
+                now, _, w = heapq.heappop(heap)
+                batch = busy[w]
+                busy[w] = None
+                if batch is not _LOAD:
+                    for request in batch:
+                        plane.complete(request, now)
+                        if request.status is _COMPLETED:
+                            idx = int(request.request_id)
+                            finish[idx] = now
+                            served_level[idx] = names_index[request.level]
+                        else:  # re-dispatched (cascade) to another level
+                            wake(level_variant[names_index[request.level]], now)
+                dispatch(w, now)
+            else:
+                if i >= count and not heap and not plane.queues.total:
+                    break
+                if next_tick > end:
+                    break
+                plan = plane.tick(next_tick)
+                if plan is not None:
+                    record.plans.append((next_tick, plan.workers.copy(), plan.forecast_rps))
+                    for request in plane.take_rejected():
+                        note_rejected(request)
+                    wake_all(next_tick)
+                next_tick += period
+        if bar is not None:
+            bar.update(count - bar.n)
+            bar.close()
+
+        record.finish = np.asarray(finish)
+        record.level = np.asarray(served_level)
+        served = record.level >= 0
+        quality = np.full(count, np.nan)
+        if served.any():
+            sim = None if self.similarity is None else self.similarity[served]
+            quality[served] = self.quality_model.of(
+                record.level[served], self.prompt_id[served], self.difficulty[served], sim
+            )
+        record.quality = quality
+        leftover = count - int(served.sum()) - sum(reasons.values())
+        if leftover:
+            reasons[UNFINISHED] = leftover
+        return record
+
+
+def _progress(total: int, enabled: bool):  # noqa: ANN202 - tqdm or None
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="req", delay=2.0, mininterval=0.5, desc="simulate")

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from control_helpers import make_plane, two_level_profile
+
+from argus.control.builtin import a100_sdxl, config_for_profile, profile_from_config
+from argus.control.plane import ControlPlane
+from argus.control.policy import Plan, Policy, make_policy, policy_names, register_policy
+from argus.types import Request, RequestStatus
+
+
+def request(plane: ControlPlane, now: float, sim: float | None = 0.99, **kw) -> Request:
+    return Request("a red cube", now, now + plane.slo_s, cache_similarity=sim, **kw)
+
+
+def test_admit_fills_prediction_and_optimal_level(sdxl_plane):
+    hit = sdxl_plane.admit(request(sdxl_plane, 0.0, sim=0.97), 0.0)
+    miss = sdxl_plane.admit(request(sdxl_plane, 0.0, sim=0.2), 0.0)
+    assert hit.status == RequestStatus.QUEUED
+    assert set(hit.predicted_quality) == set(sdxl_plane.table.names)
+    # A near-duplicate prompt tolerates the deepest cache skip; a miss needs the full level.
+    assert hit.optimal_level == "sdxl-k25"
+    assert miss.optimal_level == "sdxl-k0"
+    assert hit.level == "sdxl-k25" and miss.level == "sdxl-k0"
+
+
+def test_next_batch_is_edf_and_compatible(sdxl_plane):
+    plane = sdxl_plane
+    [plane.admit(request(plane, t, sim=0.2), t) for t in (0.3, 0.1, 0.2)]
+    batch = plane.next_batch(0, 0.5, max_batch=8)
+    assert [r.arrival_s for r in batch] == [0.1, 0.2, 0.3]
+    assert {r.level for r in batch} == {"sdxl-k0"}
+    assert all(r.status == RequestStatus.RUNNING and r.start_s == 0.5 for r in batch)
+
+
+def test_batch_size_respects_earliest_deadline():
+    profile = two_level_profile()
+    plane = make_plane(profile, workers=1)
+    for t in range(4):
+        plane.admit(Request("p", float(t) * 0.01, 10.0), float(t) * 0.01)
+    batch = plane.next_batch(0, 0.1, max_batch=8)
+    assert len(batch) >= 1
+    assert 0.1 + profile.level("full").service_time(len(batch)) <= 10.0
+
+
+def test_late_request_moves_to_faster_level_then_rejects_with_reason():
+    profile = two_level_profile(full_time=1.0, fast_time=0.5)
+    config = config_for_profile(profile, server={"slo_s": 3.6, "queue_capacity": 1000})
+    plane = ControlPlane(config, profile, num_workers=1)
+    plane.tick(0.0)
+    # Floor 0.95: the optimal level is full; fast (0.9) is within the 0.1 redirect tolerance.
+    # One worker: three full requests fit in 3.6 s, the 4th fits only at the fast level (3.5 s).
+    outcomes = [plane.admit(Request("p", 0.0, 3.6, quality_floor=0.95), 0.0) for _ in range(12)]
+    levels = [r.level for r in outcomes if r.status == RequestStatus.QUEUED]
+    assert levels == ["full", "full", "full", "fast"]
+    assert any("moved from full to fast" in (r.reason or "") for r in outcomes)
+    rejected = [r for r in outcomes if r.status == RequestStatus.REJECTED]
+    assert rejected and all(r.reason.startswith("overloaded") for r in rejected)
+
+
+def test_pinned_request_is_never_approximated():
+    profile = two_level_profile()
+    config = config_for_profile(profile, server={"slo_s": 3.0, "queue_capacity": 1000})
+    plane = ControlPlane(config, profile, num_workers=1)
+    unknown = plane.admit(Request("p", 0.0, 3.0, pinned_variant="nope"), 0.0)
+    assert unknown.status == RequestStatus.REJECTED and "unknown model variant" in unknown.reason
+    no_level = plane.admit(Request("p", 0.0, 3.0, pinned_variant="v", pinned_steps=7), 0.0)
+    assert no_level.status == RequestStatus.REJECTED and "7 steps" in no_level.reason
+    steps = plane.admit(Request("p", 0.0, 3.0, pinned_variant="v", pinned_steps=5), 0.0)
+    assert steps.level == "fast"
+    outcomes = [plane.admit(Request("p", 0.0, 3.0, no_approximation=True), 0.0)
+                for _ in range(8)]
+    assert {r.level for r in outcomes if r.status == RequestStatus.QUEUED} == {"full"}
+    late = [r for r in outcomes if r.status == RequestStatus.REJECTED]
+    assert late and all("pinned level full cannot meet the deadline" in r.reason for r in late)
+
+
+def test_queue_full_rejects_with_reason():
+    plane = make_plane(workers=1, queue_capacity=2, slo_s=1000.0)
+    outcomes = [plane.admit(request(plane, 0.0), 0.0) for _ in range(3)]
+    assert [r.status for r in outcomes[:2]] == [RequestStatus.QUEUED] * 2
+    assert outcomes[2].status == RequestStatus.REJECTED and outcomes[2].reason == "queue full"
+
+
+def test_no_request_vanishes_under_random_operations():
+    rng = random.Random(5)
+    plane = make_plane(workers=3, queue_capacity=40)
+    all_requests: list[Request] = []
+    running: dict[int, list[Request]] = {}
+    now = 0.0
+    for _ in range(3000):
+        now += rng.expovariate(4.0)
+        op = rng.random()
+        if op < 0.5:
+            all_requests.append(plane.admit(request(plane, now, sim=rng.random()), now))
+        elif op < 0.75:
+            w = rng.randrange(3)
+            if w not in running:
+                batch = plane.next_batch(w, now, 4)
+                if batch:
+                    running[w] = batch
+        elif op < 0.9 and running:
+            w = rng.choice(sorted(running))
+            for r in running.pop(w):
+                if rng.random() < 0.1:
+                    plane.requeue(r, now)
+                else:
+                    plane.complete(r, now)
+        elif all_requests:
+            plane.cancel(rng.choice(all_requests).request_id)
+        plane.tick(now)
+    plane.take_rejected()
+    queued = {r.request_id for r in plane.queues.queued()}
+    held = {r.request_id for batch in running.values() for r in batch}
+    for r in all_requests:
+        if r.request_id in queued:
+            assert r.status == RequestStatus.QUEUED
+        elif r.request_id in held:
+            assert r.status == RequestStatus.RUNNING
+        else:
+            assert r.status.finished, r
+            if r.status in (RequestStatus.REJECTED, RequestStatus.FAILED):
+                assert r.reason
+    assert len(queued) == plane.queues.total == sum(plane.queues.count)
+
+
+def test_requeue_retries_once_then_fails(sdxl_plane):
+    plane = sdxl_plane
+    r = plane.admit(request(plane, 0.0), 0.0)
+    (got,) = plane.next_batch(0, 0.0, 1)
+    plane.requeue(got, 1.0)
+    assert r.status == RequestStatus.QUEUED
+    (again,) = plane.next_batch(0, 1.0, 1)
+    plane.requeue(again, 2.0)
+    assert r.status == RequestStatus.FAILED and "failed twice" in r.reason
+    assert plane.take_rejected() == [r]
+
+
+def test_cancel_removes_queued_request(sdxl_plane):
+    r = sdxl_plane.admit(request(sdxl_plane, 0.0), 0.0)
+    assert sdxl_plane.cancel(r.request_id) is r
+    assert r.status == RequestStatus.CANCELLED
+    assert sdxl_plane.cancel(r.request_id) is None
+    assert sdxl_plane.next_batch(0, 0.0, 8) == []
+
+
+def test_expired_requests_are_rejected_not_served():
+    profile = two_level_profile()
+    config = config_for_profile(profile, server={"slo_s": 3.0, "queue_capacity": 1000})
+    plane = ControlPlane(config, profile, num_workers=1)
+    r = plane.admit(Request("p", 0.0, 3.0), 0.0)
+    assert plane.next_batch(0, 2.9, 1) == []
+    assert r.status == RequestStatus.REJECTED and r.reason == "deadline passed while queued"
+    assert plane.take_rejected() == [r]
+
+
+def test_tick_replans_each_period_and_snapshot(sdxl_plane):
+    plane = sdxl_plane
+    for i in range(40):
+        plane.admit(request(plane, i * 0.1, sim=0.9), i * 0.1)
+    assert plane.tick(1.0) is None
+    plan = plane.tick(plane.period_s)
+    assert plan is not None and plan.workers.sum() == plane.num_workers
+    snap = plane.snapshot()
+    for key in ("workers_per_level", "forecast_rps", "queue_lengths", "level_share"):
+        assert key in snap
+    assert sum(snap["workers_per_level"].values()) == plane.num_workers
+    assert snap["forecast_rps"] > 0
+    assert sum(snap["level_share"].values()) == pytest.approx(1.0)
+
+
+def test_worker_level_follows_plan_with_free_moves_first(sdxl_plane):
+    plane = sdxl_plane
+    target = np.zeros(len(plane.table), int)
+    target[plane.table.index["sdxl-k25"]] = 3
+    target[plane.table.index["sd15"]] = 1
+    plane._apply(Plan(time_s=1.0, workers=target))
+    levels = [plane.worker_level(w) for w in range(4)]
+    assert sorted(levels) == ["sd15", "sdxl-k25", "sdxl-k25", "sdxl-k25"]
+
+
+def test_profile_from_config_is_modelled_and_usable():
+    base = config_for_profile(a100_sdxl())
+    profile = profile_from_config(base)
+    assert profile.quality_source == "modelled"
+    assert {lv.name for lv in profile.levels} == {lv.name for lv in base.levels}
+    full = profile.level(profile.full_level)
+    assert full.mean_quality == 1.0 and full.cache_k == 0
+    k25 = profile.level("sdxl-k25")
+    assert k25.service_time(1) == pytest.approx(full.service_time(1) * 25 / 50)
+    plane = ControlPlane(base, profile, num_workers=2)
+    assert plane.admit(Request("p", 0.0, 100.0), 0.0).status == RequestStatus.QUEUED
+
+
+def test_policy_registry_and_custom_policy():
+    assert "argus" in policy_names()
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("no-such-policy")
+
+    @register_policy("test-all-fast")
+    class AllFast(Policy):
+        def plan(self, now, demand):
+            workers = np.zeros(len(self.plane.table), int)
+            workers[self.plane.table.index["fast"]] = self.plane.num_workers
+            return Plan(time_s=now, workers=workers)
+
+        def route(self, request, now):
+            return self.plane.table.index["fast"]
+
+    profile = two_level_profile()
+    plane = ControlPlane(config_for_profile(profile), profile, num_workers=2,
+                         policy="test-all-fast")
+    r = plane.admit(Request("p", 0.0, 100.0), 0.0)
+    assert r.level == "fast" and plane.worker_level(0) == "fast"
+
+
+def test_cascade_on_complete_redispatches():
+    @register_policy("test-cascade")
+    class Cascade(Policy):
+        def plan(self, now, demand):
+            return Plan(time_s=now, workers=np.array([1, 1]))
+
+        def route(self, request, now):
+            return self.plane.table.index["fast"]
+
+        def on_complete(self, request, now):
+            return self.plane.table.index["full"] if request.level == "fast" else None
+
+    profile = two_level_profile()
+    plane = ControlPlane(config_for_profile(profile), profile, num_workers=2,
+                         policy="test-cascade")
+    r = plane.admit(Request("p", 0.0, 100.0), 0.0)
+    (b,) = plane.next_batch(0, 0.0, 1)
+    plane.complete(b, 0.5)
+    assert r.status == RequestStatus.QUEUED and r.level == "full"
+    (b,) = plane.next_batch(1, 0.5, 1)
+    plane.complete(b, 1.5)
+    assert r.status == RequestStatus.COMPLETED and plane.completed == 1
