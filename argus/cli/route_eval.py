@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gamma", type=float, default=1.0, help="PRS temperature Γ")
     parser.add_argument("--window", type=int, default=100,
                         help="router's sliding window in requests (default 100)")
+    parser.add_argument("--predictor", default="ridge", choices=("ridge", "token-moe"),
+                        help="prompt-only PRS model (default ridge; token-moe: RouteT2I-style)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-predictor", type=Path, default=None,
                         help="write the trained PRS predictor here (for routing.predictor)")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     profile = Profile.load(path)
     data = tier_data(profile, args.edge_level, args.cloud_level)
     result, predictor = evaluate(data, args.budget, gamma=args.gamma, held_out=args.held_out,
-                                 seed=args.seed, window_requests=args.window)
+                                 seed=args.seed, window_requests=args.window,
+                                 model=args.predictor)
     result["details"]["profile"] = str(path)
     result["details"]["quality_source"] = profile.quality_source
     _print(result)
@@ -69,6 +72,8 @@ def _print(result: dict) -> None:
     print(f"profile {d['profile']} ({d['quality_source']}): edge {d['edge_level']}, "
           f"cloud {d['cloud_level']}, {d['train_prompts']} train / "
           f"{d['held_out_prompts']} held-out prompts")
+    print(f"predictor {d['predictor']['kind']}, held-out PRS correlation "
+          f"{d['prs_correlation']:.3f}")
     print(f"budget {d['budget']:.2f}  alpha {d['alpha']:.4f}  cloud share "
           f"{result['cloud_share']:.3f}")
     print(f"delta_p {result['delta_p']:.3f}  (random at the same share "

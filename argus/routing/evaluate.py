@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from argus.control.profile import Profile
-from argus.routing.predictor import PRSPredictor
+from argus.routing.predictor import PromptPredictor, PRSPredictor
 from argus.routing.prs import normalised_weights, prs
 from argus.routing.router import (
     BudgetedRouter,
@@ -132,6 +132,20 @@ def share_to_reach(order: np.ndarray, target: float, q_edge: np.ndarray, q_cloud
     return None if reached.size == 0 else float((reached[0] + 1) / len(order))
 
 
+PREDICTORS = ("ridge", "token-moe")
+
+
+def make_predictor(model: str, metric_names: list[str], weights: dict[str, float] | None,
+                   gamma: float) -> PromptPredictor:
+    if model == "ridge":
+        return PRSPredictor(metric_names, weights, gamma)
+    if model == "token-moe":
+        from argus.routing.token_moe import TokenMoEPredictor
+
+        return TokenMoEPredictor(metric_names, weights, gamma)
+    raise ValueError(f"unknown predictor {model!r}; choose one of {PREDICTORS}")
+
+
 def evaluate(
     data: TierData,
     budget: float,
@@ -140,11 +154,12 @@ def evaluate(
     held_out: float = 0.3,
     seed: int = 0,
     window_requests: int = 100,
-) -> tuple[dict, PRSPredictor]:
+    model: str = "ridge",
+) -> tuple[dict, PromptPredictor]:
     """Train on one part, route the held-out part; returns (report, trained predictor)."""
     train_idx, test_idx = split(len(data.prompts), held_out, seed)
     train, test = data.subset(train_idx), data.subset(test_idx)
-    predictor = PRSPredictor(data.metric_names, weights, gamma).fit(
+    predictor = make_predictor(model, data.metric_names, weights, gamma).fit(
         train.prompts, train.q_edge, train.q_cloud
     )
     w = normalised_weights(data.metric_names, weights)
@@ -192,7 +207,7 @@ def _details(data, train, test, predictor, predicted, budget, w, gamma, window, 
         "quality_cloud": float(q_c.mean()),
         "cloud_wins_share": float((true_prs < 0.5).mean()),
         "prs_correlation": float(np.corrcoef(predicted, true_prs)[0, 1]),
-        "predictor": {"ridge": predictor.ridge, "loo_rmse": predictor.loo_rmse},
+        "predictor": predictor.describe(),
         "baselines": {
             "all_edge": 0.0,
             "all_cloud": 1.0,
@@ -201,5 +216,6 @@ def _details(data, train, test, predictor, predicted, budget, w, gamma, window, 
             "oracle_prs": delta_p(routed_quality(oracle, q_e, q_c), q_e, q_c),
         },
         "cloud_call_reduction_at_delta_p": reductions,
-        "key_tokens": [(t.token, round(t.effect, 4)) for t in predictor.key_tokens(8)],
+        "key_tokens": [(t.token, round(t.effect, 4))
+                       for t in predictor.key_tokens(train.prompts, 8)],
     }

@@ -17,7 +17,7 @@ from typing import Any
 
 import argus
 from argus.config import RoutingConfig
-from argus.routing.predictor import PRSPredictor
+from argus.routing.predictor import load_predictor
 from argus.routing.remote import CloudClient, CloudUnavailable
 from argus.routing.router import BudgetedRouter, RouteDecision, RoutingPolicy, prs_policy
 
@@ -50,7 +50,7 @@ def routing_policy(config: RoutingConfig) -> RoutingPolicy:
     if not path.is_file():
         raise ValueError(f"routing is enabled but there is no PRS predictor at {path}; train one "
                          "with `argus route-eval --save-predictor` and set routing.predictor")
-    predictor = PRSPredictor.load(path)
+    predictor = load_predictor(path)
     return prs_policy(predictor.predict_prs, predictor.calibration_prs)
 
 

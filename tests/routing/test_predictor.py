@@ -35,7 +35,7 @@ def test_learns_the_cloud_token_and_attributes_it() -> None:
     assert pred.gaps.shape == (2, 2) and pred.gaps[0, 0] < -0.2 < 0 < pred.gaps[1, 0] + 0.05
     effects = {a.token: a.effect for a in model.attributions("a blue triangle")}
     assert effects["triangle"] == min(effects.values()) and effects["triangle"] < -0.2
-    assert model.key_tokens(1)[0].token == "triangle"
+    assert model.key_tokens(prompts, 1)[0].token == "triangle"
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -62,3 +62,25 @@ def test_generalises_to_held_out_prompts(two_tier_profile: Profile) -> None:
     truth = prs(test.q_edge, test.q_cloud, model.weights, 1.0, model.mean_gap)
     corr = np.corrcoef(model.predict(test.prompts).prs, truth)[0, 1]
     assert corr > 0.7
+
+
+def test_token_moe_learns_the_cloud_token_and_persists(tmp_path: Path) -> None:
+    import torch
+
+    from argus.routing.predictor import load_predictor
+    from argus.routing.token_moe import TokenMoEPredictor
+
+    torch.set_num_threads(1)
+    prompts, q_edge, q_cloud = _toy_data(n=24)
+    model = TokenMoEPredictor(["detail", "color"], epochs=50).fit(prompts, q_edge, q_cloud)
+    pred = model.predict(["a red triangle", "a red circle"]).prs
+    assert pred[0] < 0.35 and pred[1] > 0.5
+    assert len(model.calibration_prs) == len(prompts)
+    effects = {a.token: a.effect for a in model.attributions("a blue triangle")}
+    assert effects["triangle"] == min(effects.values())
+    model.save(tmp_path / "moe.json")
+    loaded = load_predictor(tmp_path / "moe.json")
+    assert isinstance(loaded, TokenMoEPredictor)
+    assert np.allclose(loaded.predict(prompts[:5]).prs, model.predict(prompts[:5]).prs)
+    with pytest.raises(ValueError, match="not a ridge"):
+        PRSPredictor.load(tmp_path / "moe.json")
