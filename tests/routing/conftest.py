@@ -87,6 +87,22 @@ def synthetic_profile(n_prompts: int = 240, seed: int = 0) -> Profile:
     )
 
 
+def _word_tokenizer(words: set[str]):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", *sorted(words)])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    """Builds a word-level fast tokenizer over a word set (no hub files needed)."""
+    return _word_tokenizer
+
+
 @pytest.fixture(scope="session")
 def two_tier_profile() -> Profile:
     return synthetic_profile()

@@ -18,22 +18,16 @@ from argus.routing.metrics import (
 
 
 @pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
+def tiny_clip(tmp_path_factory, word_tokenizer) -> Path:
     """A randomly initialised CLIP with a word-level tokenizer, saved like a hub checkpoint."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     torch.manual_seed(0)
-    words = sorted({w for m in ROUTET2I_METRICS for t in (m.positive, m.negative)
-                    for w in t.split()})
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", *words])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]",
-                                        unk_token="[UNK]")
+    tokenizer = word_tokenizer({w for m in ROUTET2I_METRICS for t in (m.positive, m.negative)
+                                for w in t.split()})
     config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
                      "num_hidden_layers": 1, "num_attention_heads": 2,
                      "max_position_embeddings": 16, "pad_token_id": 0},
         vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,

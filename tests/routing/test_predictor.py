@@ -84,3 +84,24 @@ def test_token_moe_learns_the_cloud_token_and_persists(tmp_path: Path) -> None:
     assert np.allclose(loaded.predict(prompts[:5]).prs, model.predict(prompts[:5]).prs)
     with pytest.raises(ValueError, match="not a ridge"):
         PRSPredictor.load(tmp_path / "moe.json")
+
+
+def test_text_encoder_features_from_a_pipeline_folder(tmp_path: Path, word_tokenizer) -> None:
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    prompts, q_edge, q_cloud = _toy_data(n=30)
+    tokenizer = word_tokenizer({w for p in prompts for w in p.split()})
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                            num_hidden_layers=1, num_attention_heads=2,
+                            max_position_embeddings=8, pad_token_id=0)
+    CLIPTextModel(config).save_pretrained(tmp_path / "variant" / "text_encoder")
+    tokenizer.save_pretrained(tmp_path / "variant" / "tokenizer")
+    model = PRSPredictor(["detail", "color"], encoder_path=str(tmp_path / "variant"))
+    model.fit(prompts, q_edge, q_cloud)
+    assert model.describe()["features"] < model._x_mean.size  # encoder dims were added
+    assert model.predict(["a red triangle"]).prs[0] < model.predict(["a red circle"]).prs[0]
+    model.save(tmp_path / "p.json")
+    assert PRSPredictor.load(tmp_path / "p.json").predict_prs("a red triangle") == (
+        pytest.approx(model.predict_prs("a red triangle")))
