@@ -18,8 +18,10 @@ from argus.control.profile import Profile
 from argus.routing.predictor import PromptPredictor, PRSPredictor
 from argus.routing.prs import normalised_weights, prs
 from argus.routing.router import (
+    PRS_ALPHA_CAP,
     BudgetedRouter,
     RoutingPolicy,
+    calibrate_threshold,
     prompt_length_policy,
     prs_policy,
 )
@@ -40,10 +42,13 @@ class TierData:
     q_cloud: np.ndarray
     edge_level: str
     cloud_level: str
+    scores: np.ndarray | None = None
+    """(prompts, 2) absolute scorer value at (edge, cloud), when the profile has it."""
 
     def subset(self, idx: np.ndarray) -> TierData:
         return TierData([self.prompts[i] for i in idx], self.metric_names, self.q_edge[idx],
-                        self.q_cloud[idx], self.edge_level, self.cloud_level)
+                        self.q_cloud[idx], self.edge_level, self.cloud_level,
+                        None if self.scores is None else self.scores[idx])
 
 
 def default_levels(profile: Profile) -> tuple[str, str]:
@@ -85,8 +90,11 @@ def tier_data(profile: Profile, edge_level: str | None = None, cloud_level: str 
         return np.array([[p.metrics[level].get(m, MISSING_METRIC_VALUE) for m in names]
                          for p in rows])
 
+    scores = None
+    if all(p.score and edge_level in p.score and cloud_level in p.score for p in rows):
+        scores = np.array([[p.score[edge_level], p.score[cloud_level]] for p in rows])
     return TierData([p.prompt for p in rows], names, matrix(edge_level), matrix(cloud_level),
-                    edge_level, cloud_level)
+                    edge_level, cloud_level, scores)
 
 
 def split(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +173,6 @@ def evaluate(
     w = normalised_weights(data.metric_names, weights)
     q_e, q_c = test.q_edge @ w, test.q_cloud @ w
 
-    predicted = predictor.predict(test.prompts).prs
     policy = prs_policy(predictor.predict_prs, predictor.calibration_prs)
     to_cloud = route_in_order(policy, test.prompts, budget, window_requests)
     calls = int(to_cloud.sum())
@@ -174,39 +181,28 @@ def evaluate(
         "delta_p_random": random_delta_p(calls, q_e, q_c, seed),
         "cloud_share": calls / len(test.prompts),
     }
-    order = np.argsort(predicted, kind="stable")
+    order = np.argsort(predictor.predict(test.prompts).prs, kind="stable")
     needed = share_to_reach(order, result["delta_p_random"], q_e, q_c)
     result["cloud_call_reduction"] = (
         None if needed is None or calls == 0 else 1.0 - needed / result["cloud_share"]
     )
-    result["details"] = _details(data, train, test, predictor, predicted, budget, w, gamma,
-                                 window_requests, q_e, q_c, policy.threshold(budget))
-    return result, predictor
-
-
-def _details(data, train, test, predictor, predicted, budget, w, gamma, window, q_e, q_c, alpha):
     true_prs = prs(test.q_edge, test.q_cloud, w, gamma, predictor.mean_gap)
-    length = route_in_order(prompt_length_policy(train.prompts), test.prompts, budget, window)
-    oracle_order = np.argsort(true_prs, kind="stable")
-    oracle = np.zeros(len(test.prompts), bool)
-    oracle[oracle_order[: int(np.floor(budget * len(test.prompts)))]] = True
-    order = np.argsort(predicted, kind="stable")
-    reductions = {}
-    for target in REDUCTION_TARGETS:
-        needed = share_to_reach(order, target, q_e, q_c)
-        reductions[f"{target:.2f}"] = None if needed is None else 1.0 - needed / target
-    return {
+    length = route_in_order(prompt_length_policy(train.prompts), test.prompts, budget,
+                            window_requests)
+    oracle = true_prs < calibrate_threshold(true_prs, budget, PRS_ALPHA_CAP)
+    result["details"] = {
         "edge_level": data.edge_level,
         "cloud_level": data.cloud_level,
         "metrics": data.metric_names,
         "budget": budget,
-        "alpha": alpha,
+        "alpha": policy.threshold(budget),
         "train_prompts": len(train.prompts),
         "held_out_prompts": len(test.prompts),
         "quality_edge": float(q_e.mean()),
         "quality_cloud": float(q_c.mean()),
         "cloud_wins_share": float((true_prs < 0.5).mean()),
-        "prs_correlation": float(np.corrcoef(predicted, true_prs)[0, 1]),
+        "prs_correlation": float(np.corrcoef(predictor.predict(test.prompts).prs,
+                                             true_prs)[0, 1]),
         "predictor": predictor.describe(),
         "baselines": {
             "all_edge": 0.0,
@@ -214,8 +210,24 @@ def _details(data, train, test, predictor, predicted, budget, w, gamma, window, 
             "prompt_length": delta_p(routed_quality(length, q_e, q_c), q_e, q_c),
             "prompt_length_share": float(length.mean()),
             "oracle_prs": delta_p(routed_quality(oracle, q_e, q_c), q_e, q_c),
+            "oracle_prs_share": float(oracle.mean()),
         },
-        "cloud_call_reduction_at_delta_p": reductions,
+        "cloud_call_reduction_at_delta_p": {
+            f"{target:.2f}": _reduction(share_to_reach(order, target, q_e, q_c), target)
+            for target in REDUCTION_TARGETS
+        },
         "key_tokens": [(t.token, round(t.effect, 4))
                        for t in predictor.key_tokens(train.prompts, 8)],
     }
+    if test.scores is not None:
+        s_e, s_c = test.scores[:, 0], test.scores[:, 1]
+        result["details"]["score"] = {
+            "edge": float(s_e.mean()), "cloud": float(s_c.mean()),
+            "routed": float(routed_quality(to_cloud, s_e, s_c).mean()),
+        }
+    return result, predictor
+
+
+def _reduction(needed_share: float | None, random_share: float) -> float | None:
+    """Cloud calls saved vs random routing, which needs share = target ΔP in expectation."""
+    return None if needed_share is None else 1.0 - needed_share / random_share
