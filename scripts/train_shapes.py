@@ -5,8 +5,8 @@
 
 Recipe (docs/shapes.md): v-prediction on the cosine schedule (T=1000), AdamW with warm-up and
 cosine decay over the run's steps, EMA weights saved, 10% null captions (classifier-free
-guidance). The number of steps is fixed after timing the first steps against `--minutes`, and is
-recorded, so `--steps N` reruns the same schedule. `--resume` continues from a checkpoint
+guidance). The cosine runs over `--minutes` of wall clock (the step count reached is recorded), or
+over `--steps N` for an exactly repeatable run. `--resume` continues from a checkpoint
 (weights, EMA, optimizer, counters) with a fresh schedule over the new run; `--init FOLDER`
 continues from a saved variant folder (e.g. the shipped weights) with a fresh optimizer.
 """
@@ -40,8 +40,6 @@ from argus.shapes.model import (  # noqa: E402
     parameter_count,
     save_variant,
 )
-
-TIMING_STEPS = (10, 40)  # steps timed to fix the step count (the first ones are slower)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,13 +158,11 @@ class Trainer:
         return Components(self.parts.tokenizer, ema.text_encoder, ema.unet, self.parts.scheduler)
 
 
-def lr_at(step: int, total: int, args: argparse.Namespace) -> float:
-    """Linear warm-up, then cosine decay to 5% of the peak at `total` steps."""
-    warmup = min(args.warmup, total // 10)
-    if step < warmup:
-        return args.lr * (step + 1) / warmup
-    frac = min(1.0, (step - warmup) / max(1, total - warmup))
-    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+def lr_at(step: int, progress: float, args: argparse.Namespace) -> float:
+    """Linear warm-up over `--warmup` steps, then cosine decay to 5% of the peak at the end."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -197,27 +193,24 @@ def run(args: argparse.Namespace) -> dict:
     )
     budget = args.minutes * 60
     start_step, start_samples = trainer.step, trainer.samples
-    total = args.steps or 10**9
     losses: list[tuple[int, float]] = []
     t0 = last_log = last_ckpt = time.perf_counter()
     running = 0.0
     for i, (latents, ids) in enumerate(loader):
-        if i == TIMING_STEPS[0]:
-            timing_start = time.perf_counter()
-        if i == TIMING_STEPS[1] and not args.steps:
-            per_step = (time.perf_counter() - timing_start) / (TIMING_STEPS[1] - TIMING_STEPS[0])
-            total = max(TIMING_STEPS[1] + 1, int(budget / per_step))
-            print(f"[{args.variant}] {per_step * 1e3:.1f} ms/step -> {total} steps", flush=True)
-        if i >= total or (not args.steps and time.perf_counter() - t0 > budget * 1.1):
+        # Progress through the schedule: by steps when fixed, else by wall-clock time (the
+        # machine may be shared, so a step count timed up front would over- or undershoot).
+        progress = i / args.steps if args.steps else (time.perf_counter() - t0) / budget
+        if progress >= 1.0:
             break
-        loss = trainer.train_step(latents, ids, lr_at(i, total, args))
+        lr = lr_at(i, progress, args)
+        loss = trainer.train_step(latents, ids, lr)
         running = loss if i == 0 else 0.98 * running + 0.02 * loss
         now = time.perf_counter()
         if now - last_log >= 30:
             rate = (trainer.samples - start_samples) / (now - t0)
             print(
-                f"[{args.variant}] step {i}/{total} loss {running:.4f} "
-                f"lr {lr_at(i, total, args):.2e} {rate:.0f} samples/s {now - t0:.0f}s",
+                f"[{args.variant}] step {i} ({progress:.0%}) loss {running:.4f} "
+                f"lr {lr:.2e} {rate:.0f} samples/s {now - t0:.0f}s",
                 flush=True,
             )
             losses.append((trainer.step, round(running, 5)))
@@ -229,7 +222,7 @@ def run(args: argparse.Namespace) -> dict:
     trainer.seconds += elapsed
     this_run = {
         "steps": trainer.step - start_step,
-        "planned_steps": total,
+        "schedule": f"{args.steps} steps" if args.steps else f"{args.minutes} min wall clock",
         "samples": trainer.samples - start_samples,
         "seconds": round(elapsed, 1),
         "final_loss": round(running, 5),
