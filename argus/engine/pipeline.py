@@ -7,10 +7,8 @@ or a hub id (loaded by diffusers' `from_pretrained`; needs the hub or a filled l
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,8 +25,8 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from argus.config import VariantConfig
 from argus.engine import random_models
-
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+from argus.engine.variants import is_random, variant_folder
+from argus.engine.variants import read_json as _read_json
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddim": DDIMScheduler,
@@ -73,40 +71,6 @@ class Pipeline:
     @property
     def size_multiple(self) -> int:
         return self.latent_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
-
-
-def variant_folder(source: str) -> Path | None:
-    """The local folder of a `builtin:` or path source; None for random and hub sources."""
-    if source.startswith("random:"):
-        return None
-    if source.startswith("builtin:"):
-        return ASSETS_DIR / source.removeprefix("builtin:")
-    path = Path(source).expanduser()
-    return path if path.is_dir() else None
-
-
-def is_random(source: str) -> bool:
-    return source.startswith("random:")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def size_multiple(variant: VariantConfig) -> int:
-    """Image sides must be multiples of this; read from configs only, no weights loaded."""
-    if is_random(variant.source):
-        return random_models.size_multiple(variant.source.removeprefix("random:"))
-    folder = variant_folder(variant.source)
-    if folder is None or not (folder / "unet" / "config.json").exists():
-        return 8  # hub id: SD-class models take multiples of 8
-    unet_levels = len(_read_json(folder / "unet" / "config.json")["block_out_channels"])
-    vae_config = folder / "vae" / "config.json"
-    if vae_config.exists():
-        factor = 2 ** (len(_read_json(vae_config)["block_out_channels"]) - 1)
-    else:
-        factor = int(_read_json(folder / "model_index.json").get("_argus_pixel_unshuffle", 1))
-    return factor * 2 ** (unet_levels - 1)
 
 
 def _load_pretrained(variant: VariantConfig) -> dict[str, Any]:

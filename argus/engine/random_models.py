@@ -8,13 +8,14 @@ worker process builds bit-identical models and a seed gives the same image on an
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+from argus.engine.variants import RandomArch, random_arch
 
 TOKENIZER_MAX_LENGTH = 32
 BOS_TOKEN_ID = 512
@@ -42,32 +43,6 @@ LATENT_SCHEDULER = {
     "clip_sample": False,
     "set_alpha_to_one": False,
 }
-
-
-@dataclass(frozen=True)
-class RandomArch:
-    """Sizes of one random-weight architecture."""
-
-    channels: tuple[int, ...]
-    """UNet block widths; len - 1 downsamplings."""
-    text_dim: int
-    """Text encoder width = cross-attention width."""
-    pixel_unshuffle: int = 2
-    """Pixel-space factor f (0 = SD-style latent model with a tiny VAE)."""
-    norm_groups: int = 8
-
-
-ARCHS: dict[str, RandomArch] = {
-    "pixel-small": RandomArch(channels=(16, 32), text_dim=32),
-    "pixel-large": RandomArch(channels=(32, 64), text_dim=64),
-    "latent-tiny": RandomArch(channels=(8, 16), text_dim=16, pixel_unshuffle=0, norm_groups=4),
-}
-
-
-def arch(name: str) -> RandomArch:
-    if name not in ARCHS:
-        raise ValueError(f"unknown random architecture {name!r}; choose one of {sorted(ARCHS)}")
-    return ARCHS[name]
 
 
 def build_tokenizer() -> CLIPTokenizer:
@@ -135,7 +110,7 @@ def _vae(a: RandomArch) -> AutoencoderKL:
 
 def build_random_components(name: str, resolution: int) -> dict[str, Any]:
     """Seeded random-weight components of architecture `name` for images of `resolution` px."""
-    a = arch(name)
+    a = random_arch(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32(name.encode()))
         text_encoder = _text_encoder(a)
@@ -154,10 +129,3 @@ def build_random_components(name: str, resolution: int) -> dict[str, Any]:
         "scheduler_config": dict(PIXEL_SCHEDULER if a.pixel_unshuffle else LATENT_SCHEDULER),
         "pixel_unshuffle": a.pixel_unshuffle or 1,
     }
-
-
-def size_multiple(name: str) -> int:
-    """Image sizes must be a multiple of this for architecture `name`."""
-    a = arch(name)
-    down = 2 ** (len(a.channels) - 1)
-    return (a.pixel_unshuffle or 2) * down

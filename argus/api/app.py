@@ -1,0 +1,296 @@
+"""The HTTP API (OpenAI Images-compatible) over a `Runtime`.
+
+Thin by design: validate into a `GenerationRequest`, submit, then answer with JSON or
+server-sent events. Scheduling, batching and workers live behind the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import uuid4
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from argus import __version__
+from argus.api.errors import error_body, error_response, install_error_handlers
+from argus.api.errors import overloaded_response as overloaded
+from argus.api.metrics import Metrics
+from argus.api.schemas import ImageGenerationBody, to_generation_request
+from argus.config import ArgusConfig
+from argus.engine.variants import is_random
+from argus.runtime.base import (
+    GenerationCancelledError,
+    JobHandle,
+    JobOutcome,
+    Overloaded,
+    Runtime,
+    ServingError,
+)
+
+DISCONNECT_POLL_S = 0.1
+IMAGE_URL_TTL_S = 3600.0
+IMAGE_STORE_SIZE = 256
+
+
+class ImageStore:
+    """PNGs behind `response_format: url`, kept for an hour (bounded, oldest dropped first)."""
+
+    def __init__(self, capacity: int = IMAGE_STORE_SIZE, ttl_s: float = IMAGE_URL_TTL_S) -> None:
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self._images: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def put(self, png: bytes) -> str:
+        image_id = uuid4().hex
+        self._images[image_id] = (time.monotonic() + self.ttl_s, png)
+        while len(self._images) > self.capacity:
+            self._images.popitem(last=False)
+        return image_id
+
+    def get(self, image_id: str) -> bytes | None:
+        entry = self._images.get(image_id)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+
+def _argus_info(outcome: JobOutcome, index: int) -> dict[str, Any]:
+    t = outcome.timings_ms
+    return {
+        "request_id": outcome.request_id,
+        "variant": outcome.variant,
+        "level": outcome.level,
+        "steps": outcome.steps,
+        "steps_run": outcome.steps_run,
+        "seed": outcome.seed + index,
+        "cache": {
+            "hit": outcome.cache.hit,
+            "k": outcome.cache.k,
+            "similarity": outcome.cache.similarity,
+        },
+        "predicted_quality": outcome.predicted_quality,
+        "timings_ms": {k: round(t[k], 2) for k in ("queue", "run", "total")},
+    }
+
+
+class ImagesService:
+    """The state behind the routes: config, runtime, metrics, stored images."""
+
+    def __init__(self, config: ArgusConfig, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.metrics = Metrics()
+        self.images = ImageStore()
+
+    def response(self, outcome: JobOutcome, response_format: str, base_url: str) -> dict:
+        data = []
+        for i, png in enumerate(outcome.images_png):
+            item: dict[str, Any] = {"revised_prompt": None}
+            if response_format == "url":
+                item["url"] = f"{base_url}v1/images/files/{self.images.put(png)}.png"
+            else:
+                item["b64_json"] = base64.b64encode(png).decode("ascii")
+            item["argus"] = _argus_info(outcome, i)
+            data.append(item)
+        return {
+            "created": int(time.time()),
+            "data": data,
+            "size": f"{outcome.width}x{outcome.height}",
+            "output_format": "png",
+        }
+
+    def watch(self, handle: JobHandle) -> None:
+        """Record the request's metrics once, however it ends."""
+
+        def record(future: asyncio.Future[JobOutcome]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is None:
+                self.metrics.completed(future.result())
+            elif isinstance(error, GenerationCancelledError):
+                self.metrics.ended("cancelled", handle.level, counts_for_slo=False)
+            elif isinstance(error, Overloaded):
+                self.metrics.ended("rejected", handle.level)
+            else:
+                self.metrics.ended("failed", handle.level)
+
+        handle.outcome.add_done_callback(record)
+
+    def models(self) -> dict[str, Any]:
+        config = self.config
+        entries: list[dict[str, Any]] = [
+            {"id": "auto", "object": "model", "created": 0, "owned_by": "argus",
+             "argus": {"kind": "auto", "description": "Argus chooses the level per request"}}
+        ]
+        for v in config.variants:
+            entries.append({
+                "id": v.name, "object": "model", "created": 0, "owned_by": "argus",
+                "argus": {
+                    "kind": "variant", "source": v.source, "random_weights": is_random(v.source),
+                    "default_steps": v.default_steps, "resolution": v.resolution,
+                    "guidance_scale": v.guidance_scale, "scheduler": v.scheduler,
+                    "load_time_s": v.load_time_s, "memory_gb": v.memory_gb,
+                },
+            })
+        for lv in config.levels:
+            source = config.variant(lv.variant).source
+            entries.append({
+                "id": lv.name, "object": "model", "created": 0, "owned_by": "argus",
+                "argus": {
+                    "kind": "level", "variant": lv.variant, "steps": lv.steps,
+                    "cache_k": lv.cache_k, "random_weights": is_random(source),
+                },
+            })
+        return {"object": "list", "data": entries}
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _error_of(err: Exception) -> JSONResponse:
+    if isinstance(err, Overloaded):
+        return overloaded(err)
+    if isinstance(err, GenerationCancelledError):
+        return error_response(409, f"request was cancelled: {err}", code="cancelled")
+    return error_response(503, str(err), code="generation_failed", retry_after_s=5)
+
+
+def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
+    """The FastAPI app; it starts `runtime` (default: `build_runtime(config)`) on startup and
+    drains it on shutdown."""
+    if runtime is None:
+        from argus.runtime.dispatcher import build_runtime
+
+        runtime = build_runtime(config)
+    service = ImagesService(config, runtime)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        yield
+        await runtime.shutdown()
+
+    app = FastAPI(title="Argus", version=__version__, lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    _add_image_routes(app, service)
+    _add_ops_routes(app, service)
+    return app
+
+
+def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
+    runtime = service.runtime
+
+    @app.post("/v1/images/generations")
+    async def generate(body: ImageGenerationBody, http: Request) -> Response:
+        spec = to_generation_request(body, service.config)
+        try:
+            handle = await runtime.submit(spec)
+        except Overloaded as err:
+            service.metrics.ended("rejected", None)
+            return overloaded(err)
+        service.watch(handle)
+        response_format = body.response_format or "b64_json"
+        base_url = str(http.base_url)
+        if body.stream:
+            events = _stream(service, handle, response_format, base_url)
+            headers = {"x-argus-request-id": handle.request_id, "Cache-Control": "no-cache"}
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        if not await _wait_unless_disconnected(runtime, handle, http):
+            message = "client disconnected; generation cancelled"
+            return error_response(409, message, code="cancelled")
+        try:
+            outcome = handle.outcome.result()
+        except ServingError as err:
+            return _error_of(err)
+        return JSONResponse(service.response(outcome, response_format, base_url))
+
+    @app.delete("/v1/images/generations/{request_id}")
+    async def cancel(request_id: str) -> Response:
+        if not await runtime.cancel(request_id):
+            return error_response(
+                404, f"no queued or running request {request_id!r}", "request_id", "not_found"
+            )
+        return JSONResponse({"id": request_id, "object": "image.generation", "cancelled": True})
+
+    @app.get("/v1/images/files/{image_id}.png")
+    async def image_file(image_id: str) -> Response:
+        png = service.images.get(image_id)
+        if png is None:
+            return error_response(404, "image not found or expired", code="not_found")
+        return Response(png, media_type="image/png")
+
+
+async def _wait_unless_disconnected(runtime: Runtime, handle: JobHandle, http: Request) -> bool:
+    """Wait for the outcome; if the client goes away first, cancel and return False."""
+    while not handle.outcome.done():
+        await asyncio.wait({handle.outcome}, timeout=DISCONNECT_POLL_S)
+        if not handle.outcome.done() and await http.is_disconnected():
+            await runtime.cancel(handle.request_id)
+            return False
+    return True
+
+
+async def _stream(
+    service: ImagesService, handle: JobHandle, response_format: str, base_url: str
+) -> AsyncIterator[str]:
+    """progress events per step, then completed (or error); a disconnect cancels the job."""
+    request_id = handle.request_id
+    try:
+        accepted = {"type": "accepted", "request_id": request_id, "level": handle.level}
+        yield _sse("accepted", accepted)
+        while (update := await handle.progress.get()) is not None:
+            yield _sse("progress", {
+                "type": "progress", "request_id": request_id,
+                "step": update.step, "total_steps": update.total_steps,
+            })
+        try:
+            outcome = handle.outcome.result()
+        except ServingError as err:
+            response = _error_of(err)
+            yield _sse("error", json.loads(response.body))
+            return
+        payload = service.response(outcome, response_format, base_url)
+        yield _sse("completed", {"type": "completed", **payload})
+    finally:
+        if not handle.outcome.done():  # the client went away mid-stream
+            await service.runtime.cancel(request_id)
+
+
+def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
+    runtime = service.runtime
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return service.models()
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        if runtime.ready():
+            return JSONResponse({"status": "ready"})
+        message = "no worker is ready yet (or the server is draining)"
+        body = error_body(503, message, code="not_ready")
+        return JSONResponse(body, 503, headers={"Retry-After": "1"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(service.metrics.render(runtime), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/cluster")
+    async def cluster() -> JSONResponse:
+        return JSONResponse(jsonable_encoder(runtime.snapshot()))

@@ -1,0 +1,39 @@
+"""`argus serve`: the HTTP API over N local worker processes."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve the OpenAI-compatible image API over local worker processes"
+    )
+    parser.add_argument("--config", help="YAML/TOML config (default: the embedded one)")
+    parser.add_argument("--host", help="bind address (default: server.host of the config)")
+    parser.add_argument("--port", type=int, help="port (default: server.port of the config)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from argus.api import create_app
+    from argus.config import load_config
+
+    config = load_config(args.config)
+    overrides = {
+        key: value
+        for key, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if value is not None
+    }
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if overrides:
+        server = config.server.model_copy(update=overrides)
+        config = config.model_copy(update={"server": server})
+    app = create_app(config)
+    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level=args.log_level)
+    return 0

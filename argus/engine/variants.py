@@ -1,0 +1,79 @@
+"""What the front end needs to know about a variant without loading it (no torch import):
+where its files are, whether its weights are random, which image sizes it accepts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argus.config import VariantConfig
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+
+
+@dataclass(frozen=True)
+class RandomArch:
+    """Sizes of one random-weight architecture (`source: random:<name>`)."""
+
+    channels: tuple[int, ...]
+    """UNet block widths; len - 1 downsamplings."""
+    text_dim: int
+    """Text encoder width = cross-attention width."""
+    pixel_unshuffle: int = 2
+    """Pixel-space factor f (0 = SD-style latent model with a tiny VAE, factor 2)."""
+    norm_groups: int = 8
+
+    @property
+    def size_multiple(self) -> int:
+        return (self.pixel_unshuffle or 2) * 2 ** (len(self.channels) - 1)
+
+
+RANDOM_ARCHS: dict[str, RandomArch] = {
+    "pixel-small": RandomArch(channels=(16, 32), text_dim=32),
+    "pixel-large": RandomArch(channels=(32, 64), text_dim=64),
+    "latent-tiny": RandomArch(channels=(8, 16), text_dim=16, pixel_unshuffle=0, norm_groups=4),
+}
+
+
+def random_arch(name: str) -> RandomArch:
+    if name not in RANDOM_ARCHS:
+        raise ValueError(
+            f"unknown random architecture {name!r}; choose one of {sorted(RANDOM_ARCHS)}"
+        )
+    return RANDOM_ARCHS[name]
+
+
+def is_random(source: str) -> bool:
+    return source.startswith("random:")
+
+
+def variant_folder(source: str) -> Path | None:
+    """The local folder of a `builtin:` or path source; None for random and hub sources."""
+    if is_random(source):
+        return None
+    if source.startswith("builtin:"):
+        return ASSETS_DIR / source.removeprefix("builtin:")
+    path = Path(source).expanduser()
+    return path if path.is_dir() else None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def size_multiple(variant: VariantConfig) -> int:
+    """Image sides must be multiples of this; read from configs only, no weights loaded."""
+    if is_random(variant.source):
+        return random_arch(variant.source.removeprefix("random:")).size_multiple
+    folder = variant_folder(variant.source)
+    if folder is None or not (folder / "unet" / "config.json").exists():
+        return 8  # hub id: SD-class models take multiples of 8
+    unet_levels = len(read_json(folder / "unet" / "config.json")["block_out_channels"])
+    vae_config = folder / "vae" / "config.json"
+    if vae_config.exists():
+        factor = 2 ** (len(read_json(vae_config)["block_out_channels"]) - 1)
+    else:
+        factor = int(read_json(folder / "model_index.json").get("_argus_pixel_unshuffle", 1))
+    return factor * 2 ** (unet_levels - 1)

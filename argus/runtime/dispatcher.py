@@ -1,0 +1,469 @@
+"""The live runtime: the control plane's decisions carried out on a worker pool.
+
+One asyncio loop (the API's) owns all state. The control plane decides (admit -> per-level EDF
+queues -> `next_batch` for an idle worker -> complete / requeue / cancel; `tick` every planning
+period; `worker_level` says which variant a worker must hold); this module only moves requests
+and events between the plane, the `WorkerPool` and the API's `JobHandle`s.
+
+NOTE: worker events arrive on the pool's thread and are handed to the loop with
+`call_soon_threadsafe`, so no lock guards dispatcher state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from argus.config import ArgusConfig, LevelConfig
+from argus.control.plane import ControlPlane
+from argus.control.profile import Profile
+from argus.runtime.base import (
+    CacheInfo,
+    GenerationCancelledError,
+    GenerationFailed,
+    GenerationRequest,
+    JobHandle,
+    JobOutcome,
+    Overloaded,
+    ProgressUpdate,
+    Runtime,
+)
+from argus.runtime.messages import (
+    BatchFinished,
+    CancelJobs,
+    Job,
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    LoadVariant,
+    Progress,
+    RunBatch,
+    VariantLoaded,
+    WorkerDied,
+    WorkerEvent,
+    WorkerReady,
+)
+from argus.runtime.pool import WorkerPool
+from argus.types import Request, RequestStatus
+
+log = logging.getLogger("argus.runtime")
+
+PUMP_PERIOD_S = 0.25
+"""How often the plane is ticked and idle workers are offered work without any event."""
+
+
+class CacheHook(Protocol):
+    """The approximate cache's seam (contract D); it lives in this (front-end) process."""
+
+    def annotate(self, request: Request, spec: GenerationRequest) -> None:
+        """Before admission: e.g. set `request.cache_similarity` from a lookup."""
+
+    def prepare(self, request: Request, job: Job, level: LevelConfig) -> tuple[Job, CacheInfo]:
+        """At dispatch: return the job with `start_step`/`start_latents`/`capture_steps` set."""
+
+    def store(self, request: Request, job: Job, done: JobDone) -> None:
+        """After completion: keep `done.captured` (asynchronously)."""
+
+
+class NoCache:
+    """No approximate cache: every job starts from noise and nothing is captured."""
+
+    def annotate(self, request: Request, spec: GenerationRequest) -> None:
+        return None
+
+    def prepare(self, request: Request, job: Job, level: LevelConfig) -> tuple[Job, CacheInfo]:
+        return job, CacheInfo()
+
+    def store(self, request: Request, job: Job, done: JobDone) -> None:
+        return None
+
+
+@dataclass
+class _Entry:
+    """Dispatcher state of one admitted request."""
+
+    request: Request
+    spec: GenerationRequest
+    handle: JobHandle
+    seed: int
+    worker_id: int | None = None
+    job: Job | None = None
+    cache: CacheInfo = field(default_factory=CacheInfo)
+    dispatched_s: float | None = None
+
+
+@dataclass
+class _WorkerState:
+    ready: bool = False
+    batch_id: int | None = None
+    """The batch it runs now; None = idle."""
+    variant: str | None = None
+    """Variant loaded, or asked to preload."""
+    loaded: str | None = None
+    """Variant known to be loaded (the worker reported it)."""
+    request_ids: set[str] = field(default_factory=set)
+    restarts: int = 0
+
+
+class Dispatcher(Runtime):
+    """`Runtime` over a `ControlPlane` and a `WorkerPool`."""
+
+    def __init__(
+        self,
+        config: ArgusConfig,
+        pool: WorkerPool,
+        profile: Profile,
+        plane: ControlPlane | None = None,
+        cache: CacheHook | None = None,
+        max_batch: int | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.profile = profile
+        self.plane = plane or ControlPlane(config, profile, num_workers=pool.num_workers)
+        self.cache: CacheHook = cache or NoCache()
+        self.max_batch = max_batch or config.server.max_batch
+        self._entries: dict[str, _Entry] = {}
+        self._workers = {w: _WorkerState() for w in range(pool.num_workers)}
+        self._batch_ids = iter(range(1, 1 << 62))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.Task | None = None
+        self._booting: asyncio.Task | None = None
+        self._draining = False
+        self._stopped = False
+        self.worker_deaths = 0
+
+    # -- Runtime interface ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.plane.tick(time.monotonic())
+        # Workers boot in the background (a fork server imports torch first): the API answers
+        # /health at once and /ready when a worker has its variant loaded.
+        boot = asyncio.to_thread(self.pool.start, self._from_pool_thread)
+        self._booting = asyncio.create_task(boot, name="argus-pool-start")
+        self._ticker = asyncio.create_task(self._tick_forever(), name="argus-dispatcher-tick")
+
+    async def submit(self, spec: GenerationRequest) -> JobHandle:
+        if self._draining:
+            raise Overloaded("server is shutting down", retry_after_s=5.0, status_code=503)
+        now = time.monotonic()
+        request = Request(
+            prompt=spec.prompt,
+            arrival_s=now,
+            deadline_s=now + self._slo_s(),
+            n=spec.n,
+            tenant=spec.tenant,
+            seed=spec.seed,
+            quality_floor=spec.quality_floor,
+            pinned_variant=spec.pinned_variant,
+            pinned_steps=spec.pinned_steps,
+            no_approximation=spec.no_approximation,
+        )
+        self.cache.annotate(request, spec)
+        self.plane.admit(request, now)
+        if request.status == RequestStatus.REJECTED:
+            raise self._rejection(request)
+        handle = JobHandle(request.request_id)
+        handle.level = request.level
+        handle.predicted_quality = self._predicted(request)
+        seed = spec.seed if spec.seed is not None else random.randrange(2**31)
+        self._entries[request.request_id] = _Entry(request, spec, handle, seed)
+        self._pump()
+        return handle
+
+    async def cancel(self, request_id: str) -> bool:
+        entry = self._entries.get(request_id)
+        if entry is None:
+            return False
+        if entry.worker_id is None:  # still queued
+            self.plane.cancel(request_id)
+            self._finish(entry, error=GenerationCancelledError("cancelled while queued"))
+        else:  # running: the worker stops at its next step boundary
+            self.pool.send(entry.worker_id, CancelJobs((request_id,)))
+        return True
+
+    def ready(self) -> bool:
+        return not self._draining and any(w.ready and w.loaded for w in self._workers.values())
+
+    def queue_lengths(self) -> dict[str, int]:
+        return dict(self.plane.snapshot()["queue_lengths"])
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = dict(self.plane.snapshot())
+        snap["runtime"] = {
+            "backend": type(self.pool).__name__,
+            "draining": self._draining,
+            "worker_deaths": self.worker_deaths,
+            "pids": self.pool.pids(),
+            "workers": {
+                w: {
+                    "ready": s.ready,
+                    "busy": s.batch_id is not None,
+                    "variant": s.loaded,
+                    "running": sorted(s.request_ids),
+                    "restarts": s.restarts,
+                }
+                for w, s in self._workers.items()
+            },
+            "queue_lengths": self.queue_lengths(),
+        }
+        return snap
+
+    async def shutdown(self, drain_timeout_s: float = 30.0) -> None:
+        if self._stopped:
+            return
+        self._draining = True
+        deadline = time.monotonic() + drain_timeout_s
+        while self._entries and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for entry in list(self._entries.values()):
+            self._finish(entry, error=GenerationFailed("server shut down before serving it"))
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._booting is not None:
+            await self._booting
+        self._stopped = True
+        await asyncio.to_thread(self.pool.stop)
+
+    # -- Dispatch ---------------------------------------------------------------------------
+
+    def _slo_s(self) -> float:
+        from argus.control.levels import default_slo_s
+
+        return default_slo_s(self.config, self.profile)
+
+    def _predicted(self, request: Request) -> float | None:
+        if request.predicted_quality is None or request.level is None:
+            return None
+        return request.predicted_quality.get(request.level)
+
+    def _rejection(self, request: Request) -> Overloaded:
+        reason = request.reason or "rejected by admission control"
+        status = 429 if "queue full" in reason else 503
+        return Overloaded(reason, retry_after_s=self._retry_after_s(), status_code=status)
+
+    def _retry_after_s(self) -> float:
+        """About one SLO: by then the queue has turned over."""
+        return max(1.0, min(60.0, self._slo_s()))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PUMP_PERIOD_S)
+            try:
+                self.plane.tick(time.monotonic())
+                self._pump()
+            except Exception:  # a planning bug must not stop serving
+                log.exception("dispatcher tick failed")
+
+    def _pump(self) -> None:
+        """Offer work to every idle worker; settle requests the plane rejected meanwhile."""
+        now = time.monotonic()
+        for worker_id, state in self._workers.items():
+            if not state.ready or state.batch_id is not None:
+                continue
+            batch = self.plane.next_batch(worker_id, now, self.max_batch)
+            if batch:
+                self._run(worker_id, state, batch, now)
+            else:
+                self._preload(worker_id, state)
+        self._settle_rejected()
+
+    def _preload(self, worker_id: int, state: _WorkerState) -> None:
+        variant = self.config.level(self.plane.worker_level(worker_id)).variant
+        if variant != state.variant:
+            state.variant = variant
+            self.pool.send(worker_id, LoadVariant(variant))
+
+    def _run(self, worker_id: int, state: _WorkerState, batch: list[Request], now: float) -> None:
+        jobs = []
+        variant = None
+        for request in batch:
+            entry = self._entries.get(request.request_id)
+            if entry is None:  # finished meanwhile (e.g. cancelled); tell the plane it is gone
+                continue
+            level = self.config.level(request.level)
+            variant = level.variant
+            entry.job, entry.cache = self.cache.prepare(request, self._job(entry, level), level)
+            entry.worker_id, entry.dispatched_s = worker_id, now
+            jobs.append(entry.job)
+        if not jobs or variant is None:
+            return
+        state.batch_id = next(self._batch_ids)
+        state.variant = variant
+        state.request_ids = {job.request_id for job in jobs}
+        self.pool.send(worker_id, RunBatch(state.batch_id, variant, tuple(jobs)))
+
+    def _job(self, entry: _Entry, level: LevelConfig) -> Job:
+        spec = entry.spec
+        variant = self.config.variant(level.variant)
+        guidance = spec.guidance_scale
+        return Job(
+            request_id=entry.request.request_id,
+            prompt=spec.prompt,
+            negative_prompt=spec.negative_prompt,
+            seed=entry.seed,
+            n=spec.n,
+            steps=spec.pinned_steps or level.steps,
+            height=spec.height or variant.resolution,
+            width=spec.width or variant.resolution,
+            guidance_scale=variant.guidance_scale if guidance is None else guidance,
+        )
+
+    def _settle_rejected(self) -> None:
+        """Answer requests the plane rejected or failed after admission."""
+        for request in self.plane.take_rejected():
+            entry = self._entries.get(request.request_id)
+            if entry is None:
+                continue
+            if request.status == RequestStatus.FAILED:
+                error: Exception = GenerationFailed(request.reason or "generation failed")
+            else:
+                error = self._rejection(request)
+            entry.worker_id = None  # the plane has already let go of it
+            self._finish(entry, error=error)
+
+    # -- Worker events ----------------------------------------------------------------------
+
+    def _from_pool_thread(self, event: WorkerEvent) -> None:
+        assert self._loop is not None
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_event, event)
+
+    def _on_event(self, event: WorkerEvent) -> None:
+        try:
+            self._handle_event(event)
+        except Exception:
+            log.exception("handling %s failed", type(event).__name__)
+        self._pump()
+
+    def _handle_event(self, event: WorkerEvent) -> None:
+        match event:
+            case Progress():
+                for request_id in event.request_ids:
+                    entry = self._entries.get(request_id)
+                    if entry is not None:
+                        entry.handle.progress.put_nowait(
+                            ProgressUpdate(event.step, event.total_steps)
+                        )
+            case JobDone():
+                self._on_done(event)
+            case JobCancelled():
+                self._on_stopped(event.request_id, GenerationCancelledError("cancelled"))
+            case JobFailed():
+                self._on_stopped(event.request_id, GenerationFailed(event.error))
+            case BatchFinished():
+                state = self._workers[event.worker_id]
+                if state.batch_id == event.batch_id:
+                    state.batch_id, state.request_ids = None, set()
+            case WorkerReady():
+                state = self._workers[event.worker_id]
+                state.ready, state.batch_id = True, None
+                state.variant = state.loaded = None
+            case VariantLoaded():
+                state = self._workers[event.worker_id]
+                state.variant = state.loaded = event.variant
+            case WorkerDied():
+                self._on_worker_died(event.worker_id)
+
+    def _on_done(self, done: JobDone) -> None:
+        entry = self._entries.get(done.request_id)
+        if entry is None or entry.job is None:
+            return
+        now = time.monotonic()
+        request = entry.request
+        served_level = request.level
+        self.cache.store(request, entry.job, done)
+        request.status = RequestStatus.COMPLETED
+        self.plane.complete(request, now)
+        if request.status == RequestStatus.QUEUED:  # the policy re-dispatched it (cascade)
+            entry.worker_id = None
+            return
+        entry.handle.finish(self._outcome(entry, done, served_level, now))
+        del self._entries[done.request_id]
+
+    def _outcome(self, entry: _Entry, done: JobDone, level: str | None, now: float) -> JobOutcome:
+        job, request = entry.job, entry.request
+        assert job is not None and entry.dispatched_s is not None
+        timings = {
+            "queue": (entry.dispatched_s - request.arrival_s) * 1e3,
+            "run": (now - entry.dispatched_s) * 1e3,
+            "total": (now - request.arrival_s) * 1e3,
+        }
+        timings.update({f"engine_{k}": v for k, v in done.timings_ms.items()})
+        return JobOutcome(
+            request_id=request.request_id,
+            images_png=list(done.images_png),
+            variant=self.config.level(level).variant if level else "",
+            level=level or "",
+            steps=job.steps,
+            steps_run=done.steps_run,
+            seed=job.seed,
+            width=job.width,
+            height=job.height,
+            cache=entry.cache,
+            predicted_quality=request.predicted_quality.get(level)
+            if request.predicted_quality and level
+            else None,
+            timings_ms=timings,
+            met_slo=now <= request.deadline_s,
+        )
+
+    def _on_stopped(self, request_id: str, error: Exception) -> None:
+        entry = self._entries.get(request_id)
+        if entry is not None:
+            failed = isinstance(error, GenerationFailed)
+            status = RequestStatus.FAILED if failed else RequestStatus.CANCELLED
+            self._finish(entry, error=error, status=status)
+
+    def _finish(
+        self,
+        entry: _Entry,
+        error: Exception,
+        status: RequestStatus = RequestStatus.CANCELLED,
+    ) -> None:
+        """End a request that was not served; a running one is released from the plane.
+
+        NOTE: the plane has no abort, so a running request is released through `complete` (it
+        then counts as completed there) and removed again if the policy re-queued it.
+        """
+        request = entry.request
+        if entry.worker_id is not None:
+            self.plane.complete(request, time.monotonic())
+            if request.status == RequestStatus.QUEUED:
+                self.plane.cancel(request.request_id)
+            request.status = status
+            request.reason = request.reason or str(error)
+        self._entries.pop(request.request_id, None)
+        entry.handle.finish(error=error)
+
+    def _on_worker_died(self, worker_id: int) -> None:
+        """Its requests go back to the plane, which retries each once and then fails it."""
+        state = self._workers[worker_id]
+        self.worker_deaths += 1
+        state.ready, state.batch_id = False, None
+        state.variant = state.loaded = None
+        state.restarts += 1
+        now = time.monotonic()
+        for request_id in sorted(state.request_ids):
+            entry = self._entries.get(request_id)
+            if entry is not None and entry.worker_id == worker_id:
+                log.warning("worker %d died while running %s; requeueing", worker_id, request_id)
+                entry.worker_id = None
+                self.plane.requeue(entry.request, now)
+        state.request_ids = set()
+
+
+def build_runtime(config: ArgusConfig, cache: CacheHook | None = None) -> Dispatcher:
+    """The runtime `argus serve` uses: the configured pool backend under the control plane,
+    planning from the configured profile (else one modelled from the config)."""
+    from argus.control.builtin import resolve_profile
+    from argus.runtime.pool import pool_class
+
+    profile = resolve_profile(config.control.profile, config)
+    pool = pool_class(config.server.runtime)(config)
+    return Dispatcher(config, pool, profile, cache=cache)

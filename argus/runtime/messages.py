@@ -1,0 +1,142 @@
+"""Wire messages between the dispatcher (front-end process) and workers.
+
+Immutable and picklable, kept apart from the control plane's mutable `Request`. Every backend
+(local processes now, Ray actors later) moves exactly these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request's work: `n` images of one prompt at one level (contract D seam included)."""
+
+    request_id: str
+    prompt: str
+    seed: int
+    """Image i uses seed + i."""
+    steps: int
+    height: int
+    width: int
+    guidance_scale: float
+    negative_prompt: str = ""
+    n: int = 1
+    start_step: int = 0
+    """K > 0: resume from `start_latents` (approximate-cache hit)."""
+    start_latents: tuple[np.ndarray, ...] | None = None
+    """One latent per image, each the latents before step K of an N-step run."""
+    capture_steps: tuple[int, ...] = ()
+    """Steps whose pre-step latents come back in `JobDone.captured` (for the cache to store)."""
+
+    def compatibility_key(self) -> tuple[int, int, int, int, float]:
+        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
+
+
+# Dispatcher -> worker.
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    batch_id: int
+    variant: str
+    """Loaded first if the worker holds another variant."""
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True)
+class LoadVariant:
+    variant: str
+
+
+@dataclass(frozen=True)
+class CancelJobs:
+    """Stop these requests at their next step boundary (ignored for unknown ids)."""
+
+    request_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Finish the current batch, then exit."""
+
+
+# Worker -> dispatcher.
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    worker_id: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class VariantLoaded:
+    worker_id: int
+    variant: str
+    load_time_s: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    worker_id: int
+    request_ids: tuple[str, ...]
+    step: int
+    """Steps done, counting the K skipped ones (so a resumed run starts at K + 1)."""
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class JobDone:
+    worker_id: int
+    request_id: str
+    images_png: tuple[bytes, ...]
+    captured: tuple[dict[int, np.ndarray], ...]
+    """Per image: step -> latents, for the steps asked in `Job.capture_steps`."""
+    steps_run: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobCancelled:
+    worker_id: int
+    request_id: str
+    step: int
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    worker_id: int
+    request_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class BatchFinished:
+    """The worker is idle again."""
+
+    worker_id: int
+    batch_id: int
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """Emitted by the pool (not the worker) when a worker process exits unexpectedly."""
+
+    worker_id: int
+    exitcode: int | None
+
+
+WorkerEvent = (
+    WorkerReady
+    | VariantLoaded
+    | Progress
+    | JobDone
+    | JobCancelled
+    | JobFailed
+    | BatchFinished
+    | WorkerDied
+)

@@ -1,0 +1,241 @@
+"""A worker: owns one loaded pipeline and runs the batches the dispatcher sends it.
+
+Runs in its own process (local pool) or actor (Ray, later): `Worker.handle(message, emit)` is
+transport-free; `worker_process_main` binds it to a pipe. Torch's thread count is set before
+torch is imported, since oversubscribed threads make CPU diffusion 20-35x slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from argus.runtime.messages import (
+    BatchFinished,
+    CancelJobs,
+    Job,
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    LoadVariant,
+    Progress,
+    RunBatch,
+    Shutdown,
+    VariantLoaded,
+    WorkerEvent,
+    WorkerReady,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from argus.config import ArgusConfig
+    from argus.engine.generate import GenerationResult, GenerationSpec
+    from argus.engine.pipeline import Pipeline
+
+Emit = Callable[[WorkerEvent], None]
+PollCancels = Callable[[], set[str]]
+"""Returns request ids cancelled since the last call (checked between steps)."""
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Float (H, W, 3) in [0, 1] -> PNG bytes."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def job_specs(job: Job) -> list[GenerationSpec]:
+    from argus.engine.generate import GenerationSpec
+
+    return [
+        GenerationSpec(
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            seed=job.seed + i,
+            steps=job.steps,
+            height=job.height,
+            width=job.width,
+            guidance_scale=job.guidance_scale,
+            start_step=job.start_step,
+            start_latents=job.start_latents[i] if job.start_latents else None,
+            capture_steps=job.capture_steps,
+        )
+        for i in range(job.n)
+    ]
+
+
+class Worker:
+    """Holds one variant's pipeline at a time; a switch costs a load."""
+
+    def __init__(self, worker_id: int, config: ArgusConfig, device: str = "cpu") -> None:
+        self.worker_id = worker_id
+        self.config = config
+        self.device = device
+        self.pipeline: Pipeline | None = None
+
+    def load(self, variant: str, emit: Emit) -> Pipeline:
+        from argus.engine.pipeline import load_pipeline
+
+        if self.pipeline is None or self.pipeline.name != variant:
+            self.pipeline = None  # free the old weights before loading the new ones
+            start = time.perf_counter()
+            self.pipeline = load_pipeline(self.config.variant(variant), self.device)
+            warm_up(self.pipeline, self.config.variant(variant).resolution)
+            emit(VariantLoaded(self.worker_id, variant, time.perf_counter() - start))
+        return self.pipeline
+
+    def run_batch(self, batch: RunBatch, emit: Emit, poll_cancels: PollCancels) -> None:
+        """Run the batch's jobs, one engine batch per compatible group."""
+        cancelled: set[str] = set()
+        try:
+            pipe = self.load(batch.variant, emit)
+        except Exception as err:  # a variant that cannot load fails its jobs, not the worker
+            for job in batch.jobs:
+                emit(JobFailed(self.worker_id, job.request_id, f"loading {batch.variant}: {err}"))
+            emit(BatchFinished(self.worker_id, batch.batch_id))
+            return
+        groups: dict[tuple, list[Job]] = {}
+        for job in batch.jobs:
+            groups.setdefault(job.compatibility_key(), []).append(job)
+        for jobs in groups.values():
+            cancelled |= poll_cancels()
+            live = [j for j in jobs if j.request_id not in cancelled]
+            for job in jobs:
+                if job.request_id in cancelled:
+                    emit(JobCancelled(self.worker_id, job.request_id, 0))
+            if live:
+                self._run_group(pipe, live, emit, poll_cancels, cancelled)
+        emit(BatchFinished(self.worker_id, batch.batch_id))
+
+    def _run_group(
+        self,
+        pipe: Pipeline,
+        jobs: list[Job],
+        emit: Emit,
+        poll_cancels: PollCancels,
+        cancelled: set[str],
+    ) -> None:
+        from argus.engine.generate import GenerationCancelled, generate
+
+        ids = tuple(j.request_id for j in jobs)
+        specs = [spec for job in jobs for spec in job_specs(job)]
+        last_step = 0
+
+        def on_step(step: int, total: int) -> bool:
+            nonlocal last_step
+            last_step = step
+            cancelled.update(poll_cancels())
+            live = tuple(i for i in ids if i not in cancelled)
+            if live:
+                emit(Progress(self.worker_id, live, step, total))
+            return bool(live)  # stop only when every request of the group is cancelled
+
+        try:
+            results = generate(pipe, specs, on_step)
+        except GenerationCancelled as stop:
+            for request_id in ids:
+                emit(JobCancelled(self.worker_id, request_id, stop.step))
+            return
+        except Exception as err:
+            traceback.print_exc()
+            for request_id in ids:
+                emit(JobFailed(self.worker_id, request_id, f"generation failed: {err}"))
+            return
+        self._emit_results(jobs, results, emit, cancelled, last_step)
+
+    def _emit_results(
+        self,
+        jobs: list[Job],
+        results: list[GenerationResult],
+        emit: Emit,
+        cancelled: set[str],
+        last_step: int,
+    ) -> None:
+        offset = 0
+        for job in jobs:
+            mine = results[offset : offset + job.n]
+            offset += job.n
+            if job.request_id in cancelled:
+                emit(JobCancelled(self.worker_id, job.request_id, last_step))
+                continue
+            emit(
+                JobDone(
+                    worker_id=self.worker_id,
+                    request_id=job.request_id,
+                    images_png=tuple(encode_png(r.image) for r in mine),
+                    captured=tuple(r.captured for r in mine),
+                    steps_run=mine[0].steps_run,
+                    timings_ms=mine[0].timings_ms,
+                )
+            )
+
+
+def warm_up(pipe: Pipeline, resolution: int) -> None:
+    """One 1-step generation, so the first request does not pay torch's lazy initialisation."""
+    from argus.engine.generate import GenerationSpec, generate
+
+    generate(pipe, [GenerationSpec("warm-up", 0, 1, resolution, resolution, guidance_scale=2.0)])
+
+
+def set_torch_threads(threads: int) -> None:
+    """Must run before torch is imported in this process."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already set in this process
+        torch.set_num_interop_threads(1)
+
+
+def worker_process_main(worker_id: int, config_data: dict[str, Any], threads: int, conn) -> None:
+    """Entry point of a local worker process: serve messages from `conn` until Shutdown/EOF."""
+    set_torch_threads(threads)
+    import argus.engine.generate  # noqa: F401  (torch, diffusers load before "ready")
+    from argus.config import parse_config
+
+    worker = Worker(worker_id, parse_config(config_data))
+    pending: list[Any] = []
+    cancels: set[str] = set()
+
+    def read(message: Any) -> None:
+        if isinstance(message, CancelJobs):
+            cancels.update(message.request_ids)
+        else:
+            pending.append(message)  # arrives mid-batch only on shutdown
+
+    def poll_cancels() -> set[str]:
+        while conn.poll():
+            read(conn.recv())
+        found = set(cancels)
+        cancels.clear()
+        return found
+
+    conn.send(WorkerReady(worker_id, os.getpid()))
+    while True:
+        try:
+            message = pending.pop(0) if pending else conn.recv()
+        except (EOFError, OSError):
+            return
+        if isinstance(message, Shutdown):
+            return
+        if isinstance(message, LoadVariant):
+            try:  # a preload; a batch needing a variant that cannot load fails its jobs
+                worker.load(message.variant, conn.send)
+            except Exception:
+                traceback.print_exc()
+        elif isinstance(message, RunBatch):
+            cancels.clear()  # cancels of finished requests are stale
+            worker.run_batch(message, conn.send, poll_cancels)
+        else:
+            read(message)
