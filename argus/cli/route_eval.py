@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write the results to this JSON file")
     parser.add_argument("--edge-level", default=None, help="level serving as the edge tier")
     parser.add_argument("--cloud-level", default=None, help="level serving as the cloud tier")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated metric names to compare the tiers on (default: "
+                             "the shapes vector if present, else all in the profile)")
     parser.add_argument("--held-out", type=float, default=0.3,
                         help="share of the prompts held out for evaluation (default 0.3)")
     parser.add_argument("--gamma", type=float, default=1.0, help="PRS temperature Γ")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                 " pass --profile)" if args.profile is None else "")
         raise FileNotFoundError(f"no profile at {path}{hint}")
     profile = Profile.load(path)
-    data = tier_data(profile, args.edge_level, args.cloud_level)
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    data = tier_data(profile, args.edge_level, args.cloud_level, metrics)
     result, predictor = evaluate(data, args.budget, gamma=args.gamma, held_out=args.held_out,
                                  seed=args.seed, window_requests=args.window,
                                  model=args.predictor)

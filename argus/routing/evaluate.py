@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from argus.control.profile import Profile
+from argus.routing.metrics import SHAPES_METRIC_NAMES
 from argus.routing.predictor import PromptPredictor, PRSPredictor
 from argus.routing.prs import normalised_weights, prs
 from argus.routing.router import (
@@ -69,7 +70,10 @@ def default_levels(profile: Profile) -> tuple[str, str]:
     return edge.name, cloud.name  # type: ignore[attr-defined]
 
 
-def tier_data(profile: Profile, edge_level: str | None = None, cloud_level: str | None = None):
+def tier_data(profile: Profile, edge_level: str | None = None, cloud_level: str | None = None,
+              metrics: Sequence[str] | None = None) -> TierData:
+    """The two tiers' metric matrices; `metrics` picks the names (default: the shapes vector
+    when the profile has it, e.g. without the aggregate `requirements`, else every name)."""
     if edge_level is None or cloud_level is None:
         default_edge, default_cloud = default_levels(profile)
         edge_level, cloud_level = edge_level or default_edge, cloud_level or default_cloud
@@ -84,7 +88,13 @@ def tier_data(profile: Profile, edge_level: str | None = None, cloud_level: str 
             f"profile {profile.name!r}: only {len(rows)} prompts carry per-metric values for "
             f"both {edge_level!r} and {cloud_level!r}; routing needs at least 10"
         )
-    names = sorted({m for p in rows for lv in (edge_level, cloud_level) for m in p.metrics[lv]})
+    found = sorted({m for p in rows for lv in (edge_level, cloud_level) for m in p.metrics[lv]})
+    if metrics is None:
+        metrics = SHAPES_METRIC_NAMES if set(SHAPES_METRIC_NAMES) <= set(found) else found
+    unknown = sorted(set(metrics) - set(found))
+    if unknown:
+        raise ValueError(f"profile {profile.name!r} has no metric {unknown}; it has {found}")
+    names = list(metrics)
 
     def matrix(level: str) -> np.ndarray:
         return np.array([[p.metrics[level].get(m, MISSING_METRIC_VALUE) for m in names]

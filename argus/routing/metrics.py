@@ -1,21 +1,19 @@
-"""Multi-metric image quality (RouteT2I) and the shapes-world metric vector.
+"""The metric vectors routing compares the two tiers on (RouteT2I's multi-metric quality).
 
 A metric is (name, positive text, negative text) and scores an image I as
-q(I, m) = σ(sim(I, m⁺) − sim(I, m⁻)), sim being a CLIP-style model's image-text logit. For the
-embedded shapes family the metric vector is instead the shapes scorer's pass rate per requirement
-kind plus the image's cleanliness: exact where CLIP would only guess. Both give a matrix
-(images, metrics) with names in `names`, so the PRS and the predictor take either.
+q(I, m) = σ(sim(I, m⁺) − sim(I, m⁻)), sim being a CLIP-style model's image-text logit; the
+scorer that computes it for real models is `argus.scorers.clip.MultiMetricScore` (spec
+`multi:<hub id or path>` in `argus profile`), over the metrics defined here. For the embedded
+shapes family the metric vector is instead the shapes scorer's pass rate per requirement kind
+plus the image's cleanliness (`shapes_metrics`): exact where CLIP would only guess. Either way
+`argus profile` stores the vectors per prompt and level, and the PRS and the predictor read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from argus.routing.prs import sigmoid
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,67 +42,6 @@ ROUTET2I_METRICS: tuple[Metric, ...] = (
 SHAPES_METRIC_NAMES: tuple[str, ...] = (
     "color", "shape", "size", "count", "relation", "cleanliness",
 )
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = (np.clip(img.astype(np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return img
-
-
-class ClipMetricScorer:
-    """q(I, m) for a list of metrics with a CLIP model loaded by hub id or local path."""
-
-    def __init__(
-        self, model: str | Path, metrics: Sequence[Metric] = ROUTET2I_METRICS, device: str = "cpu"
-    ) -> None:
-        import torch
-        from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
-
-        self.metrics = tuple(metrics)
-        self.names = [m.name for m in self.metrics]
-        self._device = device
-        self._model = CLIPModel.from_pretrained(str(model)).to(device).eval()
-        self._images = AutoImageProcessor.from_pretrained(str(model))
-        tokenizer = AutoTokenizer.from_pretrained(str(model))
-        texts = [t for m in self.metrics for t in (m.positive, m.negative)]
-        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            text = _features(self._model.get_text_features(**tokens.to(device)))
-        self._text = torch.nn.functional.normalize(text, dim=-1)
-
-    def score(self, images: Sequence[np.ndarray], prompts: Sequence[str] | None = None):
-        """(images, metrics) quality in (0, 1); prompts are unused (the metrics are generic)."""
-        import torch
-        from PIL import Image
-
-        pil = [Image.fromarray(_to_uint8(img)) for img in images]
-        pixels = self._images(images=pil, return_tensors="pt")["pixel_values"].to(self._device)
-        with torch.inference_mode():
-            image = torch.nn.functional.normalize(
-                _features(self._model.get_image_features(pixel_values=pixels)), dim=-1
-            )
-            logits = self._model.logit_scale.exp() * image @ self._text.T
-        pos, neg = logits[:, 0::2], logits[:, 1::2]
-        return sigmoid((pos - neg).double().cpu().numpy())
-
-
-def _features(output):
-    """`get_*_features` returns a tensor in transformers 4 and a pooled output object in 5."""
-    return getattr(output, "pooler_output", output)
-
-
-class ShapesMetricScorer:
-    """The shapes-world metric vector from the shapes scorer (contract E)."""
-
-    names = list(SHAPES_METRIC_NAMES)
-
-    def score(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> np.ndarray:
-        if len(images) != len(prompts):
-            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        return np.array([list(shapes_metrics(i, p).values()) for i, p in zip(images, prompts,
-                                                                             strict=True)])
 
 
 def shapes_metrics(image: np.ndarray, prompt: str) -> dict[str, float]:

@@ -55,3 +55,14 @@ def test_missing_default_profile_fails_clearly(monkeypatch, tmp_path: Path, caps
 def test_bad_arguments_are_clean_errors(two_tier_profile_path: Path, capsys, args, message):
     assert main(["route-eval", "--profile", str(two_tier_profile_path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_metric_selection(two_tier_profile) -> None:
+    from argus.routing.evaluate import tier_data
+    from argus.routing.metrics import SHAPES_METRIC_NAMES
+
+    assert tier_data(two_tier_profile).metric_names == list(SHAPES_METRIC_NAMES)
+    picked = tier_data(two_tier_profile, metrics=["color", "count"])
+    assert picked.metric_names == ["color", "count"] and picked.q_edge.shape[1] == 2
+    with pytest.raises(ValueError, match="no metric"):
+        tier_data(two_tier_profile, metrics=["realism"])
