@@ -4,6 +4,7 @@ Used by `argus simulate`, the benchmarks and the tests."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from argus.control.levels import LevelTable, default_slo_s
 from argus.control.plane import ControlPlane
 from argus.control.predictor import ProfilePredictor, QualityPredictor, TablePredictor
 from argus.sim.report import summarise
-from argus.sim.simulator import Simulator
+from argus.sim.simulator import RunRecord, Simulator
 from argus.sim.traces import load_trace
 
 QUEUE_PER_WORKER = 64
@@ -51,8 +52,12 @@ def build_predictor(spec: str, table: LevelTable, bands: list, band_steps: int) 
     return LinearPredictor.load(spec, table)
 
 
-def simulate(spec: SimulationSpec, progress: bool = False) -> tuple[dict, float]:
-    """Run one simulation; returns (summary, wall seconds of the event loop)."""
+def simulate(
+    spec: SimulationSpec, progress: bool = False,
+    on_record: Callable[[Simulator, RunRecord], None] | None = None,
+) -> tuple[dict, float]:
+    """Run one simulation; returns (summary, wall seconds of the event loop). `on_record` sees
+    the simulator and its per-request record (`argus compare` derives the oracle from them)."""
     if spec.workers < 1:
         raise ValueError("--workers must be >= 1")
     if spec.duration_s <= 0:
@@ -76,6 +81,8 @@ def simulate(spec: SimulationSpec, progress: bool = False) -> tuple[dict, float]
     started = time.perf_counter()
     record = simulator.run(spec.duration_s, progress=progress)
     wall = time.perf_counter() - started
+    if on_record is not None:
+        on_record(simulator, record)
     interval = spec.interval_s or max(plane.period_s, spec.duration_s / 120)
     meta = {
         "trace": spec.trace,
