@@ -1,0 +1,237 @@
+"""Measure a deployment's profile on this machine (`argus profile`).
+
+Per variant: load time and weight memory. Per level and batch size: the service time of a whole
+batch through the serving core's engine (median of repeats, after a warm-up). Per prompt and
+level: the scorer's quality value (mean over seeds) and metrics; relative quality = value at the
+level / value at the full level.
+
+Relative quality when the full level itself scores (near) zero: the denominator is floored at
+`QUALITY_FLOOR`; when both the level and the full level are below the floor the level lost
+nothing (relative 1.0); ratios are capped at `RELATIVE_CAP` so one lucky seed cannot dominate.
+
+Cache levels (K > 0) are measured as the approximate cache serves them: a prompt resumes at step K
+from the latents its most similar other profiled prompt (pooled text embedding, same seed) had
+before step K, then finishes under its own prompt.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from argus.config import ArgusConfig, LevelConfig
+from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
+from argus.engine.generate import GenerationSpec, embed_prompts, generate
+from argus.engine.pipeline import Pipeline, load_pipeline
+from argus.scorers import ImageScorer, ScoredImage, make_scorer
+
+QUALITY_FLOOR = 0.05
+RELATIVE_CAP = 2.0
+SIMILARITY_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+@dataclass
+class ProfileSpec:
+    config: ArgusConfig
+    prompts: list[str]
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    scorer: str = "shapes"
+    repeats: int = 3
+    full_level: str | None = None
+    levels: list[str] | None = None
+    """Subset of the config's levels to profile (None: all)."""
+    name: str = "measured"
+    quality_batch: int = 16
+    threads: int = 1
+
+
+def relative_quality(value: float, full: float) -> float:
+    if value < QUALITY_FLOOR and full < QUALITY_FLOOR:
+        return 1.0
+    return min(value / max(full, QUALITY_FLOOR), RELATIVE_CAP)
+
+
+def pick_full_level(config: ArgusConfig, levels: Sequence[LevelConfig]) -> LevelConfig:
+    """The first variant at its default steps without cache reuse, else the first level."""
+    first = config.variants[0]
+    for level in levels:
+        if level.variant == first.name and level.steps == first.default_steps and not level.cache_k:
+            return level
+    return levels[0]
+
+
+class _Runner:
+    """Generates through the engine for one loaded variant."""
+
+    def __init__(self, config: ArgusConfig, pipe: Pipeline) -> None:
+        self.pipe = pipe
+        self.variant = config.variant(pipe.name)
+
+    def specs(self, level: LevelConfig, prompts: Sequence[str], seeds: Sequence[int],
+              capture: Sequence[int] = ()) -> list[GenerationSpec]:
+        size = self.variant.resolution
+        return [
+            GenerationSpec(p, s, level.steps, size, size, self.variant.guidance_scale,
+                           capture_steps=capture)
+            for p, s in zip(prompts, seeds, strict=True)
+        ]
+
+    def run(self, level: LevelConfig, prompts: Sequence[str], seeds: Sequence[int],
+            start_from: Sequence[str] | None = None) -> list[np.ndarray]:
+        """Images for (prompt, seed) pairs; cache levels resume from `start_from` prompts."""
+        if not level.cache_k:
+            return [r.image for r in generate(self.pipe, self.specs(level, prompts, seeds))]
+        donors = generate(self.pipe, self.specs(level, start_from or prompts, seeds,
+                                                capture=[level.cache_k]))
+        specs = self.specs(level, prompts, seeds)
+        for spec, donor in zip(specs, donors, strict=True):
+            spec.start_step = level.cache_k
+            spec.start_latents = donor.captured[level.cache_k]
+        return [r.image for r in generate(self.pipe, specs)]
+
+    def service_time(self, level: LevelConfig, batch: int, prompts: Sequence[str],
+                     repeats: int) -> float:
+        """Median seconds for one batch (cache levels: the resumed part only)."""
+        chosen = [prompts[i % len(prompts)] for i in range(batch)]
+        specs = self.specs(level, chosen, list(range(batch)))
+        if level.cache_k:
+            donors = generate(self.pipe, self.specs(level, chosen, list(range(batch)),
+                                                    capture=[level.cache_k]))
+            for spec, donor in zip(specs, donors, strict=True):
+                spec.start_step = level.cache_k
+                spec.start_latents = donor.captured[level.cache_k]
+        generate(self.pipe, specs)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            generate(self.pipe, specs)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+
+def _nearest_other(pipe: Pipeline, prompts: Sequence[str]) -> tuple[list[int], list[float]]:
+    """Index and cosine similarity of each prompt's most similar other prompt."""
+    emb = embed_prompts(pipe, list(prompts))
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    idx = sims.argmax(1)
+    return idx.tolist(), [float(sims[i, j]) for i, j in enumerate(idx)]
+
+
+def _memory_gb(pipe: Pipeline) -> float:
+    modules = [m for m in (pipe.unet, pipe.text_encoder, pipe.vae) if m is not None]
+    total = sum(t.numel() * t.element_size() for m in modules for t in m.state_dict().values())
+    return total / 1024**3
+
+
+def _hardware(threads: int) -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    return f"{cpu}, {threads} torch thread(s), torch {torch.__version__}"
+
+
+def _mean_scores(scored: Sequence[ScoredImage]) -> tuple[float, dict[str, float]]:
+    value = float(np.mean([s.value for s in scored]))
+    names = scored[0].metrics.keys()
+    return value, {n: float(np.mean([s.metrics[n] for s in scored])) for n in names}
+
+
+def measure_profile(spec: ProfileSpec, log: Callable[[str], None] = print) -> Profile:
+    """Run every measurement of `spec` and return the validated profile."""
+    if not spec.prompts:
+        raise ValueError("no prompts to profile")
+    if not spec.batch_sizes or min(spec.batch_sizes) < 1:
+        raise ValueError(f"batch sizes must be >= 1, got {spec.batch_sizes}")
+    torch.set_num_threads(spec.threads)
+    config = spec.config
+    levels = [config.level(n) for n in spec.levels] if spec.levels else list(config.levels)
+    full = config.level(spec.full_level) if spec.full_level else pick_full_level(config, levels)
+    if full not in levels:
+        levels.insert(0, full)
+    scorer: ImageScorer = make_scorer(spec.scorer)
+    pairs = [(p, s) for p in spec.prompts for s in spec.seeds]
+    prompts, seeds = [p for p, _ in pairs], [s for _, s in pairs]
+
+    variants, level_profiles = [], []
+    values: dict[str, list[float]] = {}
+    metrics: dict[str, list[dict[str, float]]] = {}
+    similarity: list[float] | None = None
+    for vname in dict.fromkeys(lv.variant for lv in levels):
+        variant = config.variant(vname)
+        loads = [load_pipeline(variant) for _ in range(2)]
+        pipe = loads[-1]
+        load_s = min(p.load_time_s for p in loads)
+        variants.append(VariantProfile(name=vname, load_time_s=round(load_s, 4),
+                                       memory_gb=round(_memory_gb(pipe), 5)))
+        log(f"{vname}: load {load_s:.3f}s")
+        runner = _Runner(config, pipe)
+        nearest, sims = _nearest_other(pipe, spec.prompts)
+        if similarity is None:
+            similarity = sims
+        n_seeds = len(spec.seeds)
+        donors = [spec.prompts[nearest[i // n_seeds]] for i in range(len(pairs))]
+        for level in (lv for lv in levels if lv.variant == vname):
+            times = {b: round(runner.service_time(level, b, spec.prompts, spec.repeats), 5)
+                     for b in spec.batch_sizes}
+            images: list[np.ndarray] = []
+            for i in range(0, len(pairs), spec.quality_batch):
+                sl = slice(i, i + spec.quality_batch)
+                images += runner.run(level, prompts[sl], seeds[sl], donors[sl])
+            scored = scorer.score(images, prompts)
+            per_prompt = [scored[i * n_seeds:(i + 1) * n_seeds] for i in range(len(spec.prompts))]
+            means = [_mean_scores(group) for group in per_prompt]
+            values[level.name] = [v for v, _ in means]
+            metrics[level.name] = [m for _, m in means]
+            level_profiles.append((level, times))
+            log(f"{level.name}: batch times {times}, mean value "
+                f"{np.mean(values[level.name]):.3f}")
+
+    prompt_rows = []
+    for i, prompt in enumerate(spec.prompts):
+        full_value = values[full.name][i]
+        prompt_rows.append(PromptQuality(
+            prompt=prompt,
+            quality={n: round(relative_quality(v[i], full_value), 5) for n, v in values.items()},
+            score={n: round(v[i], 5) for n, v in values.items()},
+            metrics={n: {k: round(x, 5) for k, x in m[i].items()} for n, m in metrics.items()},
+            similarity=round(similarity[i], 5) if similarity else None,
+        ))
+    out_levels = []
+    for level, times in level_profiles:
+        rel = [row.quality[level.name] for row in prompt_rows]
+        out_levels.append(LevelProfile(
+            name=level.name, variant=level.variant, steps=level.steps, cache_k=level.cache_k,
+            service_time_s=times, mean_quality=round(float(np.mean(rel)), 5),
+            quality_std=round(float(np.std(rel)), 5),
+        ))
+    sims_arr = np.array(similarity or [0.0])
+    return Profile(
+        name=spec.name,
+        hardware=_hardware(spec.threads),
+        quality_source="measured",
+        full_level=full.name,
+        variants=variants,
+        levels=out_levels,
+        prompts=prompt_rows,
+        similarity_distribution=[(t, round(float((sims_arr > t).mean()), 5))
+                                 for t in SIMILARITY_THRESHOLDS],
+        notes=(
+            f"argus profile: scorer {scorer.name}, {len(spec.prompts)} prompts x seeds "
+            f"{spec.seeds}, service time = median of {spec.repeats} batches after a warm-up; "
+            f"relative quality = value / max(full value, {QUALITY_FLOOR}) capped at "
+            f"{RELATIVE_CAP} (1.0 when both are below {QUALITY_FLOOR}); cache levels resume "
+            "from the most similar other prompt's latents at step K; similarity = that "
+            "prompt's cosine similarity (pooled text embedding of the first variant)."
+        ),
+    )
