@@ -91,16 +91,17 @@ class ControlPlane:
         self._running_s = [0.0] * len(table.load_time_s)
         self._retried: set[str] = set()
         self._rejected_later: list[Request] = []
-        self._optimal_cache: dict[tuple[int, float], int] = {}
+        self._optimal_cache: dict[int, int] = {}
+        """id(prediction) -> optimal level at the default floor (stable predictions only)."""
         # Per-period measurements for the planner.
         self._class_counts = [0] * num
-        self._class_samples: list[dict[int, tuple[dict[str, float], int]]] = [
+        self._class_samples: list[dict[int, list]] = [
             {} for _ in range(num)
         ]
         self._class_share = np.zeros(num)
         self._class_quality = np.tile(np.asarray(table.mean_quality), (num, 1))
         # Totals for snapshots.
-        self.admitted = np.zeros(num, int)
+        self.admitted = [0] * num
         self.completed = 0
         self.rejected = 0
         self.plan: Plan | None = None
@@ -109,18 +110,24 @@ class ControlPlane:
             policy or config.control.policy, seed=seed
         )
         self.policy.bind(self)
+        overridden = type(self.policy).on_complete is not Policy.on_complete
+        self._on_complete = self.policy.on_complete if overridden else None
         self._apply(self.policy.plan(0.0, self._demand(0.0, 0.0)))
 
     # ----------------------------------------------------------------- admission
     def admit(self, request: Request, now: float) -> Request:
         """Predict, pick the optimal level, route, check the deadline, queue; or reject with a
-        reason. Never raises for overload."""
+        reason. Never raises for overload. (The simulator's hot path: kept flat on purpose.)"""
         self.load.observe(now)
         table = self.table
         quality = self.predictor.predict(request)
         request.predicted_quality = quality
-        floor = request.quality_floor if request.quality_floor is not None else self.floor
-        if request.pinned:
+        floor = request.quality_floor
+        if floor is None:
+            floor = self.floor
+        if request.no_approximation or request.pinned_variant is not None or (
+            request.pinned_steps is not None
+        ):
             return self._admit_pinned(request, now)
         best = self._optimal(quality, floor)
         request.optimal_level = table.names[best]
@@ -143,15 +150,17 @@ class ControlPlane:
                 request.reason = f"moved from {table.names[level]} to {table.names[moved]} " \
                     "to meet the deadline"
             level = moved
-        return self._enqueue(request, level)
+        request.level = table.names[level]
+        self.queues.push(request, level)
+        self.admitted[level] += 1
+        return request
 
     def _optimal(self, quality: dict[str, float], floor: float) -> int:
-        if not self._stable_predictions:
+        if not self._stable_predictions or floor != self.floor:
             return optimal_level(self.table, quality, floor)
-        key = (id(quality), floor)
-        best = self._optimal_cache.get(key)
+        best = self._optimal_cache.get(id(quality))
         if best is None:
-            best = self._optimal_cache[key] = optimal_level(self.table, quality, floor)
+            best = self._optimal_cache[id(quality)] = optimal_level(self.table, quality, floor)
         return best
 
     def _admit_pinned(self, request: Request, now: float) -> Request:
@@ -201,12 +210,11 @@ class ControlPlane:
     def _count_class(self, cls: int, quality: dict[str, float]) -> None:
         self._class_counts[cls] += 1
         samples = self._class_samples[cls]
-        key = id(quality)
-        seen = samples.get(key)
+        seen = samples.get(id(quality))
         if seen is not None:
-            samples[key] = (quality, seen[1] + 1)
+            seen[1] += 1
         elif len(samples) < QUALITY_SAMPLES:
-            samples[key] = (quality, 1)
+            samples[id(quality)] = [quality, 1]
 
     def _enqueue(self, request: Request, level: int) -> Request:
         request.level = self.table.names[level]
@@ -254,6 +262,8 @@ class ControlPlane:
         table = self.table
         queues = self.queues
         v = table.variant[self._worker_level[worker_id]]
+        if not queues.variant_count[v]:
+            return []
         level, first = -1, math.inf
         for j in self._variant_levels[v]:
             if queues.count[j]:
@@ -263,33 +273,15 @@ class ControlPlane:
         if level < 0:
             return []
         service = table.service_s[level]
-        limit = min(max_batch, len(service))
-        expire = self.policy.expire_after_slo
-        batch: list[Request] = []
+        batch, expired = queues.take_batch(
+            level, now, min(max_batch, len(service)), service, self.policy.expire_after_slo
+        )
+        if expired:
+            self.rejected += len(expired)
+            self._rejected_later.extend(expired)
         images = 0
-        deadline = math.inf
-        while images < limit:
-            head = queues.head(level)
-            if head is None or images + head.n > limit:
-                break
-            finish = now + service[images + head.n - 1]
-            if expire is not None and finish > head.arrival_s + expire * (
-                head.deadline_s - head.arrival_s
-            ):
-                queues.pop(level)
-                self._rejected_later.append(self._reject(head, "deadline passed while queued"))
-                continue
-            if batch and (
-                finish > min(deadline, head.deadline_s)
-                or getattr(head, "resolution", None) != getattr(batch[0], "resolution", None)
-            ):
-                break
-            queues.pop(level)
-            head.status = _RUNNING
-            head.start_s = now
-            deadline = min(deadline, head.deadline_s)
-            batch.append(head)
-            images += head.n
+        for request in batch:
+            images += request.n
         self._running_s[v] += table.image_time_s[level] * images
         return batch
 
@@ -305,15 +297,19 @@ class ControlPlane:
     def complete(self, request: Request, now: float) -> Request:
         """A worker finished the request. The policy may re-dispatch it (cascade): then it is
         QUEUED again at its new `level`, else COMPLETED."""
-        level = self.table.index[request.level]
-        self._release(request, level)
+        table = self.table
+        level = table.index[request.level]
+        v = table.variant[level]
+        running = self._running_s[v] - table.image_time_s[level] * request.n
+        self._running_s[v] = running if running > 0.0 else 0.0
         request.finish_s = now
         request.status = _COMPLETED
-        follow = self.policy.on_complete(request, now)
-        if follow is not None:
-            request.level = self.table.names[follow]
-            self.queues.push(request, follow)
-            return request
+        if self._on_complete is not None:
+            follow = self._on_complete(request, now)
+            if follow is not None:
+                request.level = table.names[follow]
+                self.queues.push(request, follow)
+                return request
         self.completed += 1
         return request
 
@@ -451,7 +447,7 @@ class ControlPlane:
         """The current plan and state, JSON-ready (GET /v1/cluster)."""
         names = self.table.names
         plan = self.plan
-        admitted = int(self.admitted.sum())
+        admitted = sum(self.admitted)
         return {
             "policy": self.policy.name,
             "num_workers": self.num_workers,

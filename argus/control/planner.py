@@ -1,26 +1,35 @@
 """The MILP planner: how many workers run each level, and how much of each prompt class each
 level serves.
 
-Decision variables (solved exactly by `scipy.optimize.milp`, i.e. HiGHS):
-- `n[l]` integer: workers at level l, summing to the cluster size;
+Decision variables (solved by `scipy.optimize.milp`, i.e. HiGHS branch and bound):
+- `n[v]` integer: workers holding variant v, summing to the cluster size;
+- `x[l] >= 0`: workers' time at level l, with sum over the levels of v of x[l] = n[v];
 - `y[c, l] >= 0`: requests/s of class c (prompts whose optimal level is c) served at level l,
-  only where class c may go to level l (predicted quality above the redirect floor);
+  only where class c may go to level l (predicted quality at or above the redirect floor);
 - `u[c] >= 0`: requests/s of class c left unserved;
 - `s[v] >= 0`: workers switched onto variant v (each pays the variant's load time).
 
-    maximise   sum q[c,l] y[c,l] - P sum u[c] - sum w[v] s[v] + eps sum quality-rank n[l]
-    subject to sum_l y[c,l] + u[c] = D[c]          (every request served or counted)
-               sum_c y[c,l] <= rho * T[l] * n[l]    (capacity under a utilisation cap that
-                                                    leaves queueing room in the SLO)
-               sum_{l in v} n[l] - s[v] <= n_prev[v] (switch-ins per variant)
-               sum_l n[l] = N
+    maximise   sum q[c,l] y[c,l] - P sum u[c] - sum w[v] s[v] + eps sum rank-bonus x[l]
+    subject to sum_l y[c,l] + u[c] = D[c]            (every request served or counted)
+               sum_c y[c,l] <= rho * T[l] * x[l]      (capacity under a utilisation cap that
+                                                      leaves queueing room in the SLO)
+               sum_{l in v} x[l] = n[v]               (a variant's workers split over its levels)
+               n[v] - s[v] <= n_prev[v]               (switch-ins per variant)
+               sum_v n[v] = N
+
+Why the integers are per variant: a worker holding a variant runs any of its levels batch by
+batch (the dispatcher hands it the most urgent batch among them), because changing steps or cache
+K costs nothing; only a variant change costs a model load. So the integrality that is real is the
+number of workers per variant; the plan's integer workers per level are the largest-remainder
+rounding of x within each variant (summing to n[v], hence to N). Strategy switches (variants vs
+fewer steps vs cache levels) fall out of the solution; loading another variant costs
+w[v] = load_time / horizon x a worker's served value over that time.
 
 T[l] is the throughput at the level's planning batch (the largest batch whose service time fits
-half the SLO), so service time plus queueing fits the deadline. Changing steps or cache K within a
-variant costs nothing, so strategy switches fall out of the plan; loading another variant costs
-w[v] = load_time / horizon x the worker's served value over that time. The tiny eps term puts
-spare workers on the least approximate levels. Hysteresis: a new plan replaces the current one only
-if it beats the current allocation (re-solved with n fixed) by a relative margin.
+half the SLO), so service plus queueing fits the deadline. The tiny eps term puts spare capacity
+on the least approximate levels. Hysteresis: a plan that changes the variant counts replaces the
+current one only if it beats the current counts (re-solved as an LP with n fixed) by a relative
+margin; within-variant changes are free and always adopted.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from scipy.sparse import coo_array
 from argus.control.levels import UTILISATION_CAP, LevelTable
 
 SPARE = 1e-6
+"""Objective weight that places spare capacity on the least approximate levels."""
 UNSERVED_PENALTY = 2.0
 """Objective cost per unserved request/s; above any quality, so serving always wins."""
 
@@ -42,7 +52,9 @@ UNSERVED_PENALTY = 2.0
 @dataclass(frozen=True)
 class Allocation:
     workers: np.ndarray
-    """int, per level."""
+    """int, per level (sums to the cluster size)."""
+    variant_workers: np.ndarray
+    """int, per variant."""
     flow: np.ndarray
     """(classes, levels) requests/s served."""
     unserved: np.ndarray
@@ -60,7 +72,7 @@ class PlannerSettings:
     switch_horizon_s: float = 60.0
     """Time over which a variant load's lost capacity is amortised."""
     hysteresis: float = 0.02
-    """Relative objective gain a new allocation needs over the current one."""
+    """Relative objective gain a change of variant counts needs over the current counts."""
     time_limit_s: float = 1.0
     mip_gap: float = 5e-3
     """Relative optimality gap at which HiGHS stops: the plan is certified within 0.5% of the
@@ -72,12 +84,22 @@ class MilpPlanner:
         self.table = table
         self.settings = settings or PlannerSettings()
         self.capacity = np.asarray(table.throughput) * self.settings.utilisation_cap
+        self.level_variant = np.asarray(table.variant)
+        self.num_variants = len(table.variant_names)
         num = len(table)
-        self.variant_matrix = np.zeros((len(table.variant_names), num))
-        self.variant_matrix[np.asarray(table.variant), np.arange(num)] = 1.0
-        # eps per worker by approximation rank: spare workers prefer the least approximate level.
         self.spare_bonus = np.zeros(num)
         self.spare_bonus[list(table.rank)] = SPARE * np.linspace(1.0, 0.0, num)
+        per_variant = np.bincount(self.level_variant, weights=self.capacity,
+                                  minlength=self.num_variants)
+        levels_per_variant = np.bincount(self.level_variant, minlength=self.num_variants)
+        self.switch_cost = (
+            np.asarray(table.load_time_s) / self.settings.switch_horizon_s
+            * per_variant / np.maximum(levels_per_variant, 1)
+        )
+
+    def variant_counts(self, workers: np.ndarray) -> np.ndarray:
+        return np.bincount(self.level_variant, weights=workers,
+                           minlength=self.num_variants).astype(int)
 
     def solve(
         self,
@@ -88,77 +110,58 @@ class MilpPlanner:
         fixed: np.ndarray | None = None,
     ) -> Allocation:
         """`demand[c]`: requests/s per class; `quality[c, l]`: mean predicted quality of class c
-        at level l; `previous`: current workers per level (switch costs); `fixed`: solve only the
-        flows for this allocation."""
+        at level l; `previous`: current workers per level (switch costs); `fixed`: workers per
+        variant to keep (an LP: only the split and the flows are solved)."""
         started = time.perf_counter()
-        num = len(self.table)
+        num, nv = len(self.table), self.num_variants
         classes = np.flatnonzero(demand > 0)
         allowed = quality[classes] >= self.settings.redirect_floor
         allowed[np.arange(len(classes)), classes] = True  # a class can always use its own level
         pair_c, pair_l = np.nonzero(allowed)
         num_pairs, num_cls = len(pair_c), len(classes)
-        num_var = len(self.table.variant_names)
-        # Variable layout: [n (num) | y (pairs) | u (classes) | s (variants)]
-        off_y, off_u, off_s = num, num + num_pairs, num + num_pairs + num_cls
-        size = off_s + num_var
+        # Variable layout: [n (variants) | x (levels) | y (pairs) | u (classes) | s (variants)]
+        off_x, off_y = nv, nv + num
+        off_u, off_s = off_y + num_pairs, off_y + num_pairs + num_cls
+        size = off_s + nv
 
         cost = np.zeros(size)
-        cost[:num] = -self.spare_bonus
+        cost[off_x:off_y] = -self.spare_bonus
         cost[off_y:off_u] = -quality[classes[pair_c], pair_l]
         cost[off_u:off_s] = UNSERVED_PENALTY
-        if previous is not None:
-            per_worker_value = self.capacity @ self.variant_matrix.T / np.maximum(
-                self.variant_matrix.sum(axis=1), 1
-            )
-            cost[off_s:] = (
-                np.asarray(self.table.load_time_s) / self.settings.switch_horizon_s
-                * per_worker_value
-            )
+        cost[off_s:] = self.switch_cost if previous is not None else 0.0
 
-        rows, cols, vals, lo, hi = [], [], [], [], []
-        row = 0
-        # Demand balance per class.
-        rows += list(pair_c + row) + list(range(row, row + num_cls))
-        cols += list(off_y + np.arange(num_pairs)) + list(range(off_u, off_s))
-        vals += [1.0] * (num_pairs + num_cls)
-        lo += list(demand[classes])
-        hi += list(demand[classes])
-        row += num_cls
-        # Capacity per level.
-        rows += list(pair_l + row) + list(range(row, row + num))
-        cols += list(off_y + np.arange(num_pairs)) + list(range(num))
-        vals += [1.0] * num_pairs + list(-self.capacity)
-        lo += [-np.inf] * num
-        hi += [0.0] * num
-        row += num
-        # Cluster size.
-        rows += [row] * num
-        cols += list(range(num))
-        vals += [1.0] * num
-        lo.append(num_workers)
-        hi.append(num_workers)
-        row += 1
-        if previous is not None:
-            prev_v = self.variant_matrix @ previous
-            vr, vc = np.nonzero(self.variant_matrix)
-            rows += list(vr + row) + list(range(row, row + num_var))
-            cols += list(vc) + list(range(off_s, size))
-            vals += [1.0] * len(vr) + [-1.0] * num_var
-            lo += [-np.inf] * num_var
-            hi += list(prev_v)
-            row += num_var
-        matrix = coo_array((vals, (rows, cols)), shape=(row, size)).tocsr()
+        pairs = np.arange(num_pairs)
+        blocks = [
+            # Demand balance per class: sum_l y + u = D.
+            (pair_c, off_y + pairs, np.ones(num_pairs)),
+            (np.arange(num_cls), off_u + np.arange(num_cls), np.ones(num_cls)),
+            # Capacity per level: sum_c y - cap * x <= 0.
+            (num_cls + pair_l, off_y + pairs, np.ones(num_pairs)),
+            (num_cls + np.arange(num), off_x + np.arange(num), -self.capacity),
+            # Variant split: sum_{l in v} x - n = 0.
+            (num_cls + num + self.level_variant, off_x + np.arange(num), np.ones(num)),
+            (num_cls + num + np.arange(nv), np.arange(nv), -np.ones(nv)),
+            # Cluster size: sum_v n = N.
+            (np.full(nv, num_cls + num + nv), np.arange(nv), np.ones(nv)),
+            # Switch-ins: n - s <= previous.
+            (num_cls + num + nv + 1 + np.arange(nv), np.arange(nv), np.ones(nv)),
+            (num_cls + num + nv + 1 + np.arange(nv), off_s + np.arange(nv), -np.ones(nv)),
+        ]
+        rows, cols, vals = (np.concatenate(part) for part in zip(*blocks, strict=True))
+        prev_v = self.variant_counts(previous) if previous is not None else np.full(nv, np.inf)
+        lo = np.concatenate([demand[classes], np.full(num, -np.inf), np.zeros(nv),
+                             [num_workers], np.full(nv, -np.inf)])
+        hi = np.concatenate([demand[classes], np.zeros(num), np.zeros(nv), [num_workers], prev_v])
+        matrix = coo_array((vals, (rows, cols)), shape=(len(lo), size)).tocsr()
 
         lower = np.zeros(size)
         upper = np.full(size, np.inf)
-        upper[:num] = num_workers
-        if previous is None:
-            upper[off_s:] = 0.0
-        if fixed is not None:
-            lower[:num] = upper[:num] = fixed
+        upper[:nv] = num_workers
         integrality = np.zeros(size)
-        if fixed is None:
-            integrality[:num] = 1
+        if fixed is not None:
+            lower[:nv] = upper[:nv] = fixed
+        else:
+            integrality[:nv] = 1
         result = milp(
             cost,
             constraints=LinearConstraint(matrix, lo, hi),
@@ -173,17 +176,39 @@ class MilpPlanner:
         if result.x is None:
             raise RuntimeError(f"planner MILP failed: {result.message}")
         x = result.x
+        variant_workers = np.rint(x[:nv]).astype(int)
         flow = np.zeros((len(demand), num))
         np.add.at(flow, (classes[pair_c], pair_l), x[off_y:off_u])
         unserved = np.zeros(len(demand))
         unserved[classes] = x[off_u:off_s]
         return Allocation(
-            workers=np.rint(x[:num]).astype(int),
+            workers=self._round_levels(x[off_x:off_y], variant_workers),
+            variant_workers=variant_workers,
             flow=flow,
             unserved=unserved,
             objective=-float(result.fun),
             solve_ms=(time.perf_counter() - started) * 1e3,
         )
+
+    def _round_levels(self, shares: np.ndarray, variant_workers: np.ndarray) -> np.ndarray:
+        """Integer workers per level: largest remainder of the continuous shares per variant
+        (ties to the less approximate level)."""
+        workers = np.floor(shares + 1e-9).astype(int)
+        rank_of = np.empty(len(shares), int)
+        rank_of[list(self.table.rank)] = np.arange(len(shares))
+        for v in range(self.num_variants):
+            levels = np.flatnonzero(self.level_variant == v)
+            missing = int(variant_workers[v] - workers[levels].sum())
+            if missing > 0:
+                remainder = shares[levels] - workers[levels]
+                order = sorted(levels, key=lambda lv: (-remainder[levels.tolist().index(lv)],
+                                                       rank_of[lv]))
+                for lv in order[:missing]:
+                    workers[lv] += 1
+            elif missing < 0:  # float noise: take back from the smallest remainders
+                for lv in sorted(levels, key=lambda lv: shares[lv] - workers[lv])[:-missing]:
+                    workers[lv] -= 1
+        return workers
 
     def plan(
         self,
@@ -192,11 +217,15 @@ class MilpPlanner:
         num_workers: int,
         current: np.ndarray | None = None,
     ) -> tuple[Allocation, bool]:
-        """A new allocation and whether it replaces `current` (hysteresis)."""
+        """A new allocation and whether it changes the variant counts of `current` (workers
+        per level); changes of variant counts must pass the hysteresis margin."""
         candidate = self.solve(demand, quality, num_workers, previous=current)
-        if current is None or np.array_equal(candidate.workers, current):
-            return candidate, current is None
-        kept = self.solve(demand, quality, num_workers, previous=current, fixed=current)
+        if current is None:
+            return candidate, True
+        kept_counts = self.variant_counts(current)
+        if np.array_equal(candidate.variant_workers, kept_counts):
+            return candidate, False
+        kept = self.solve(demand, quality, num_workers, previous=current, fixed=kept_counts)
         margin = self.settings.hysteresis * max(abs(kept.objective), 1e-9)
         if candidate.objective > kept.objective + margin:
             return candidate, True

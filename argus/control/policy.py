@@ -10,7 +10,7 @@ snapshots. A policy decides three things, through three hooks the plane calls:
    The plane moves workers to match `Plan.workers` (same-variant moves first: they are free).
 2. `route(request, now) -> int | None` per admitted request: the level position to queue it at
    (`plane.table.names[i]`), or None to reject it (set `request.reason`, else a generic one is
-   used). The default samples `Plan.routing` deterministically (smooth weighted round robin).
+   used). The default follows `Plan.routing` deterministically (a low-discrepancy cycle).
    If the plane then predicts the deadline is missed there, it calls
    `on_late(request, now, level)`, which returns another level or None (reject). The default
    moves the request to the faster compatible level with the best predicted quality.
@@ -42,6 +42,11 @@ from argus.types import Request
 
 if TYPE_CHECKING:
     from argus.control.plane import ControlPlane
+
+
+ROUTE_CYCLE = 1024
+"""Length of a routing cycle: shares are exact to 1/1024 over every cycle."""
+GOLDEN = 0.6180339887498949
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,8 @@ class Policy:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self.plane: ControlPlane | None = None
-        self._routes: list[list[tuple[int, float]]] = []
-        self._credit: list[list[float]] = []
+        self._routes: list[list[int]] = []
+        self._cursor: list[int] = []
 
     def bind(self, plane: ControlPlane) -> None:
         """Called once by the plane before anything else."""
@@ -98,28 +103,30 @@ class Policy:
         raise NotImplementedError
 
     def set_routing(self, routing: np.ndarray) -> None:
-        """Install the matrix `route` samples from (the plane calls it when a plan has one)."""
-        self._routes = [
-            [(int(j), float(row[j])) for j in np.flatnonzero(row > 1e-9)] for row in routing
-        ]
-        self._credit = [[0.0] * len(r) for r in self._routes]
+        """Install the matrix `route` follows (the plane calls it when a plan has one). Each row
+        becomes a cycle of `ROUTE_CYCLE` levels from a golden-ratio sequence: every stretch of
+        requests of a class gets its row's shares, deterministically, at O(1) per request."""
+        points = (np.arange(ROUTE_CYCLE) * GOLDEN) % 1.0
+        self._routes = []
+        for cls, row in enumerate(np.asarray(routing, float)):
+            total = row.sum()
+            if total <= 0:
+                self._routes.append([cls] * ROUTE_CYCLE)
+                continue
+            cumulative = np.cumsum(row) / total
+            levels = np.searchsorted(cumulative, points, side="right")
+            self._routes.append(np.minimum(levels, len(row) - 1).tolist())
+        self._cursor = [0] * len(self._routes)
 
     def route(self, request: Request, now: float) -> int | None:
-        """Smooth weighted round robin over the row of the request's optimal level: exact shares,
-        no randomness."""
+        """The next level of the request's optimal-level class in its routing cycle."""
         assert self.plane is not None
         cls = self.plane.table.index[request.optimal_level]
-        row = self._routes[cls] if self._routes else None
-        if not row:
+        if not self._routes:
             return cls
-        credit = self._credit[cls]
-        best, best_credit = 0, -1e300
-        for i, (_, p) in enumerate(row):
-            credit[i] += p
-            if credit[i] > best_credit:
-                best, best_credit = i, credit[i]
-        credit[best] -= 1.0
-        return row[best][0]
+        i = self._cursor[cls]
+        self._cursor[cls] = (i + 1) % ROUTE_CYCLE
+        return self._routes[cls][i]
 
     def on_late(self, request: Request, now: float, level: int) -> int | None:
         assert self.plane is not None

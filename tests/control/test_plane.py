@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from control_helpers import make_plane, two_level_profile
 
+from argus.control import policy as policy_module
 from argus.control.builtin import a100_sdxl, config_for_profile, profile_from_config
 from argus.control.plane import ControlPlane
 from argus.control.policy import Plan, Policy, make_policy, policy_names, register_policy
@@ -195,7 +196,16 @@ def test_profile_from_config_is_modelled_and_usable():
     assert plane.admit(Request("p", 0.0, 100.0), 0.0).status == RequestStatus.QUEUED
 
 
-def test_policy_registry_and_custom_policy():
+@pytest.fixture
+def scratch_registry():
+    """Policies registered by a test leave the registry afterwards (other suites iterate it)."""
+    before = dict(policy_module._REGISTRY)
+    yield
+    policy_module._REGISTRY.clear()
+    policy_module._REGISTRY.update(before)
+
+
+def test_policy_registry_and_custom_policy(scratch_registry):
     assert "argus" in policy_names()
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("no-such-policy")
@@ -217,7 +227,7 @@ def test_policy_registry_and_custom_policy():
     assert r.level == "fast" and plane.worker_level(0) == "fast"
 
 
-def test_cascade_on_complete_redispatches():
+def test_cascade_on_complete_redispatches(scratch_registry):
     @register_policy("test-cascade")
     class Cascade(Policy):
         def plan(self, now, demand):

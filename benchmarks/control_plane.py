@@ -1,0 +1,118 @@
+"""Control-plane speed: MILP planner, dispatcher decision, simulator throughput.
+
+    python benchmarks/control_plane.py [--quick]
+
+Prints one JSON object per line (stdout):
+    {"bench": "planner", "workers": W, "levels": L, "median_ms": x}   for W in 8, 64, 1024
+    {"bench": "dispatch", "mean_us": x}
+    {"bench": "simulator", "requests_per_s": x}
+and the details of each measurement on stderr. Goals (issue 3): planner <= 50 ms at 1,024
+workers x 12 levels, dispatch <= 50 us mean, simulator >= 200,000 simulated requests/s.
+Wall-clock time on whatever machine runs it; a shared machine inflates every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from argus.control.builtin import a100_sdxl, config_for_profile
+from argus.control.levels import LevelTable
+from argus.control.plane import ControlPlane
+from argus.control.planner import MilpPlanner, PlannerSettings
+from argus.sim.run import SimulationSpec, simulate
+from argus.types import Request
+
+
+def emit(line: dict, detail: str) -> None:
+    print(json.dumps(line), flush=True)
+    print(f"  {detail}", file=sys.stderr, flush=True)
+
+
+def bench_planner(workers: int, rounds: int) -> None:
+    """A period's plan (MILP + hysteresis check) for demand near capacity that shifts between
+    periods, starting from the previous period's allocation."""
+    profile = a100_sdxl()
+    table = LevelTable.build(profile, 21.0)
+    planner = MilpPlanner(table, PlannerSettings(redirect_floor=0.8))
+    rng = np.random.default_rng(workers)
+    levels = len(table)
+    quality = np.clip(
+        np.asarray(table.mean_quality)[None, :] - 0.05 * rng.random((levels, levels)), 0, 1
+    )
+    capacity = workers * planner.capacity[table.full]
+    current, times = None, []
+    share = rng.dirichlet(np.ones(levels))
+    for _ in range(rounds):
+        share = 0.8 * share + 0.2 * rng.dirichlet(np.ones(levels))
+        demand = share * capacity * rng.uniform(1.2, 1.6)
+        started = time.perf_counter()
+        alloc, _ = planner.plan(demand, quality, workers, current)
+        times.append((time.perf_counter() - started) * 1e3)
+        current = alloc.workers
+    emit(
+        {"bench": "planner", "workers": workers, "levels": levels,
+         "median_ms": round(statistics.median(times), 3)},
+        f"planner {workers} workers: {rounds} periods, p90 {np.percentile(times, 90):.1f} ms, "
+        f"max {max(times):.1f} ms",
+    )
+
+
+def bench_dispatch(requests: int) -> None:
+    """Mean time of the per-request decisions: admit (predict, optimal level, route, deadline
+    check, queue) plus its share of next_batch and complete, on a 64-worker plane near
+    capacity."""
+    profile = a100_sdxl()
+    config = config_for_profile(profile, server={"queue_capacity": 1_000_000})
+    plane = ControlPlane(config, profile, num_workers=64)
+    rng = np.random.default_rng(0)
+    sims = rng.random(requests).tolist()
+    arrivals = np.cumsum(rng.exponential(1 / 20.0, requests)).tolist()
+    batch: list[Request] = []
+    worker = 0
+    plane.tick(0.0)
+    started = time.perf_counter()
+    for i in range(requests):
+        now = arrivals[i]
+        plane.admit(Request("", now, now + plane.slo_s, str(i), cache_similarity=sims[i]), now)
+        if i % 4 == 0:
+            for done in batch:
+                plane.complete(done, now)
+            batch = plane.next_batch(worker, now, 4)
+            worker = (worker + 1) % 64
+    elapsed = time.perf_counter() - started
+    emit({"bench": "dispatch", "mean_us": round(elapsed / requests * 1e6, 3)},
+         f"dispatch: {requests} requests on 64 workers (plans excluded: no tick in the loop), "
+         f"admitted {sum(plane.admitted)}, rejected {plane.rejected}")
+
+
+def bench_simulator(duration_s: float) -> None:
+    """`argus simulate` on 1,024 workers with the a100-sdxl profile, Poisson load near capacity
+    (MILP planning every 5 s included)."""
+    spec = SimulationSpec(trace="poisson", rate=330.0, workers=1024, duration_s=duration_s,
+                          seed=1)
+    summary, wall = simulate(spec)
+    emit({"bench": "simulator", "requests_per_s": round(summary["requests"] / wall)},
+         f"simulator: {summary['requests']} requests in {wall:.2f} s wall; "
+         f"SLO violations {summary['slo_violation_ratio']:.2%}, "
+         f"quality {summary['mean_relative_quality']}% (modelled)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke test)")
+    args = parser.parse_args()
+    rounds = 5 if args.quick else 30
+    for workers in (8, 64, 1024):
+        bench_planner(workers, rounds)
+    bench_dispatch(20_000 if args.quick else 200_000)
+    bench_simulator(60.0 if args.quick else 600.0)
+
+
+if __name__ == "__main__":
+    main()
