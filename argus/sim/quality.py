@@ -22,6 +22,7 @@ from argus.control.predictor import (
     SIMILARITY_PENALTY,
     band_threshold,
 )
+from argus.control.profile import Profile, PromptQuality
 
 MISS_SIMILARITY = (0.3, 0.65)
 """Uniform range of top-1 similarities below the lowest published band."""
@@ -69,7 +70,12 @@ class QualityModel:
 
     @property
     def label(self) -> str:
-        return "measured per-prompt quality" if self.measured else "modelled quality"
+        """How the reported quality was obtained; anything not measured says "modelled"."""
+        if not self.measured:
+            return "modelled quality"
+        if self.table.profile.quality_source == "measured":
+            return "measured per-prompt quality"
+        return f"modelled quality ({self.table.profile.quality_source} per-prompt table)"
 
     def of(
         self, level: np.ndarray, prompt_id: np.ndarray, z: np.ndarray,
@@ -85,3 +91,29 @@ class QualityModel:
             shortfall = self.threshold[level]
         q = q - np.where(self.is_cache[level], SIMILARITY_PENALTY * shortfall, 0.0)
         return np.clip(q, 0.0, 1.2)
+
+
+def modelled_prompt_table(
+    profile: Profile, prompts: list[str], seed: int = 0
+) -> Profile:
+    """The profile with a per-prompt table drawn from the parametric model above (similarity
+    from the profile's distribution, a latent difficulty per prompt), labelled "modelled": for
+    training and testing predictors when no measured table exists."""
+    table = LevelTable.build(profile, slo_s=1.0)
+    model = QualityModel(table)
+    rng = np.random.default_rng(seed)
+    count = len(prompts)
+    sims = sample_similarity(profile.similarity_distribution, count, rng)
+    z = rng.standard_normal(count)
+    rows = []
+    for i, prompt in enumerate(prompts):
+        levels = np.arange(len(table))
+        sim = None if sims is None else np.full(len(table), sims[i])
+        values = model.of(levels, np.zeros(len(table), int), np.full(len(table), z[i]), sim)
+        values[table.full] = 1.0
+        rows.append(PromptQuality(
+            prompt=prompt, quality=dict(zip(table.names, np.round(values, 5).tolist(),
+                                            strict=True)),
+            similarity=None if sims is None else round(float(sims[i]), 5),
+        ))
+    return profile.model_copy(update={"prompts": rows, "quality_source": "modelled"})

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from argus.cli import main
+from argus.control.builtin import a100_sdxl
+from argus.control.levels import LevelTable
+from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
+from argus.control.training import LinearPredictor, evaluate, train_and_evaluate
+from argus.sim.quality import modelled_prompt_table
+from argus.types import Request
+
+
+def text_profile(count: int = 300) -> Profile:
+    """Prompts mentioning 'text' lose quality at the small variant; others do not."""
+    rng = np.random.default_rng(0)
+    words = ["cat", "dog", "red", "cube", "sky", "tree", "car", "blue", "ball", "house"]
+    rows = []
+    for i in range(count):
+        hard = i % 3 == 0
+        prompt = " ".join(rng.choice(words, 4)) + (" with text saying hello" if hard else "")
+        small = 0.7 if hard else 0.97
+        rows.append(PromptQuality(prompt=prompt, quality={"big": 1.0, "small": small}))
+    return Profile(
+        name="text-test", hardware="test", quality_source="modelled", full_level="big",
+        variants=[VariantProfile(name="b", load_time_s=1.0),
+                  VariantProfile(name="s", load_time_s=1.0)],
+        levels=[LevelProfile(name="big", variant="b", steps=10, service_time_s={1: 1.0},
+                             mean_quality=1.0),
+                LevelProfile(name="small", variant="s", steps=10, service_time_s={1: 0.3},
+                             mean_quality=0.87)],
+        prompts=rows,
+    )
+
+
+def test_learns_prompt_dependent_quality():
+    profile = text_profile()
+    table = LevelTable.build(profile, 10.0)
+    model, metrics = train_and_evaluate(profile, table, floor=0.9)
+    assert metrics["mae"] < 0.05
+    assert metrics["floor_hit_rate"] == 1.0
+    # The profile means say 0.87 < 0.9 for everyone: no prompt would get the small variant.
+    assert metrics["baseline_profile_means"]["mean_speedup"] == pytest.approx(1.0)
+    assert metrics["mean_speedup"] > 1.5
+    easy = model.predict(Request("red cube", 0.0, 1.0))
+    hard = model.predict(Request("red cube with text saying hello", 0.0, 1.0))
+    assert easy["small"] > 0.9 > hard["small"]
+
+
+def test_save_load_round_trip(tmp_path):
+    profile = text_profile(60)
+    table = LevelTable.build(profile, 10.0)
+    model, _ = train_and_evaluate(profile, table, floor=0.9)
+    model.save(tmp_path / "m.json")
+    again = LinearPredictor.load(tmp_path / "m.json", table)
+    req = Request("blue ball", 0.0, 1.0)
+    assert again.predict(req) == pytest.approx(model.predict(req))
+    other = LevelTable.build(a100_sdxl(), 21.0)
+    with pytest.raises(ValueError, match="trained for levels"):
+        LinearPredictor.load(tmp_path / "m.json", other)
+
+
+def test_evaluate_counts_floor_hits():
+    table = LevelTable.build(text_profile(10), 10.0)
+    truth = np.array([[1.0, 0.95], [1.0, 0.5]])
+    # Both predicted to tolerate the small level: one really does, one does not.
+    predicted = np.array([[1.0, 0.95], [1.0, 0.95]])
+    result = evaluate(table, predicted, truth, 0.9)
+    assert result["floor_hit_rate"] == 0.5
+    assert result["mae"] == pytest.approx(0.45 / 4)
+
+
+def test_modelled_table_learns_cache_similarity():
+    profile = modelled_prompt_table(a100_sdxl(), [f"prompt {i}" for i in range(600)], seed=1)
+    assert profile.quality_source == "modelled" and len(profile.prompts) == 600
+    table = LevelTable.build(profile, 21.0)
+    model, metrics = train_and_evaluate(profile, table, floor=0.9)
+    near = model.predict(Request("x", 0.0, 1.0, cache_similarity=0.97))
+    far = model.predict(Request("x", 0.0, 1.0, cache_similarity=0.5))
+    assert near["sdxl-k25"] > far["sdxl-k25"] + 0.1
+    assert metrics["mae"] < 0.06
+
+
+def test_cli_train_predictor(tmp_path, capsys):
+    profile = text_profile(80)
+    profile.save(tmp_path / "p.json")
+    out = tmp_path / "m.json"
+    assert main(["train-predictor", "--profile", str(tmp_path / "p.json"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "held-out MAE" in text and "floor-hit rate" in text
+    assert json.loads(out.read_text())["metrics"]["heldout_prompts"] == 16
+    assert main(["train-predictor", "--profile", "a100-sdxl", "--out", str(out)]) == 2
+    assert "per-prompt rows" in capsys.readouterr().err
