@@ -134,9 +134,11 @@ class LocalWorkerPool(WorkerPool):
 
     def pids(self) -> dict[int, int | None]:
         with self._lock:
-            return {
-                w: (p.pid if p.is_alive() else None) for w, p in sorted(self._procs.items())
-            }
+            procs = dict(self._procs)
+        return {
+            w: procs[w].pid if w in procs and procs[w].is_alive() else None
+            for w in range(self.num_workers)
+        }
 
     def _read_loop(self) -> None:
         while not self._stopping.is_set():
@@ -157,8 +159,8 @@ class LocalWorkerPool(WorkerPool):
             pass  # the sentinel reports the death
 
     def _handle_death(self, worker_id: int) -> None:
-        with self._lock:
-            proc = self._procs[worker_id]
+        with self._lock:  # forget it at once: its sentinel stays ready until the restart
+            proc = self._procs.pop(worker_id)
             conn = self._conns.pop(worker_id)
         self._drain(conn)  # events it sent before dying come first
         conn.close()
