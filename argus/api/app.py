@@ -24,9 +24,10 @@ from argus import __version__
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
 from argus.api.metrics import Metrics
-from argus.api.schemas import ImageGenerationBody, to_generation_request
+from argus.api.schemas import ImageGenerationBody, InvalidField, to_generation_request
 from argus.config import ArgusConfig
 from argus.engine.variants import is_random
+from argus.routing.service import BUDGET_HEADER, EdgeCloudRouter, annotate, budget_override
 from argus.runtime.base import (
     GenerationCancelledError,
     JobHandle,
@@ -76,6 +77,7 @@ def _argus_info(outcome: JobOutcome, index: int) -> dict[str, Any]:
             "hit": outcome.cache.hit,
             "k": outcome.cache.k,
             "similarity": outcome.cache.similarity,
+            "entry_id": outcome.cache.entry_id,
         },
         "predicted_quality": outcome.predicted_quality,
         "timings_ms": {k: round(t[k], 2) for k in ("queue", "run", "total")},
@@ -90,6 +92,24 @@ class ImagesService:
         self.runtime = runtime
         self.metrics = Metrics()
         self.images = ImageStore()
+        self.edge_cloud = EdgeCloudRouter.from_config(config.routing)
+        """Edge/cloud router (None unless `routing.enabled`)."""
+
+    async def route_to_cloud(self, body: ImageGenerationBody, tenant: str, http: Request):
+        """(cloud response, decision) if the router sends it to the cloud and the cloud
+        delivers, else (None, decision or None): serve locally, annotated with the decision."""
+        if self.edge_cloud is None:
+            return None, None
+        try:
+            budget = budget_override(http.headers.get(BUDGET_HEADER))
+        except ValueError as err:
+            raise InvalidField(BUDGET_HEADER, str(err)) from None
+        base_url = str(http.base_url)
+
+        def to_url(png: bytes) -> str:
+            return f"{base_url}v1/images/files/{self.images.put(png)}.png"
+
+        return await self.edge_cloud.cloud_first(body.model_dump(), tenant, budget, to_url)
 
     def response(self, outcome: JobOutcome, response_format: str, base_url: str) -> dict:
         data = []
@@ -170,9 +190,10 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
     """The FastAPI app; it starts `runtime` (default: `build_runtime(config)`) on startup and
     drains it on shutdown."""
     if runtime is None:
+        from argus.cache.serving import build_cache_hook
         from argus.runtime.dispatcher import build_runtime
 
-        runtime = build_runtime(config)
+        runtime = build_runtime(config, cache=build_cache_hook(config))
     service = ImagesService(config, runtime)
 
     @asynccontextmanager
@@ -180,6 +201,8 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
         await runtime.start()
         yield
         await runtime.shutdown()
+        if service.edge_cloud is not None:
+            await service.edge_cloud.aclose()
 
     app = FastAPI(title="Argus", version=__version__, lifespan=lifespan)
     app.state.service = service
@@ -195,6 +218,9 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
     @app.post("/v1/images/generations")
     async def generate(body: ImageGenerationBody, http: Request) -> Response:
         spec = to_generation_request(body, service.config)
+        from_cloud, route = await service.route_to_cloud(body, spec.tenant, http)
+        if from_cloud is not None:
+            return JSONResponse(from_cloud)
         try:
             handle = await runtime.submit(spec)
         except Overloaded as err:
@@ -214,7 +240,10 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
             outcome = handle.outcome.result()
         except ServingError as err:
             return _error_of(err)
-        return JSONResponse(service.response(outcome, response_format, base_url))
+        payload = service.response(outcome, response_format, base_url)
+        if route is not None:
+            annotate(payload, route)
+        return JSONResponse(payload)
 
     @app.delete("/v1/images/generations/{request_id}")
     async def cancel(request_id: str) -> Response:
@@ -294,3 +323,10 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
     @app.get("/v1/cluster")
     async def cluster() -> JSONResponse:
         return JSONResponse(jsonable_encoder(runtime.snapshot()))
+
+    @app.get("/v1/routing")
+    async def routing() -> JSONResponse:
+        """Edge/cloud routing: budget, breaker state, cloud calls and cost."""
+        edge_cloud = service.edge_cloud
+        return JSONResponse({"enabled": edge_cloud is not None,
+                             **(edge_cloud.snapshot() if edge_cloud else {})})

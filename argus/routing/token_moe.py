@@ -69,10 +69,13 @@ class TokenMoEPredictor(PromptPredictor):
     """Token-selection MoE prompt -> PRS; same interface as the ridge `PRSPredictor`."""
 
     def __init__(self, metric_names: Sequence[str], weights: dict[str, float] | None = None,
-                 gamma: float = 1.0, seed: int = 0, epochs: int = EPOCHS) -> None:
+                 gamma: float = 1.0, seed: int = 0, epochs: int = EPOCHS,
+                 folds: int = FOLDS) -> None:
         super().__init__(metric_names, weights, gamma)
         self.seed = seed
         self.epochs = epochs
+        self.folds = folds
+        """Cross-fitting folds for the out-of-sample calibration predictions."""
         self.vocab: dict[str, int] = {}
         self._net = None
 
@@ -105,15 +108,16 @@ class TokenMoEPredictor(PromptPredictor):
 
     def fit(self, prompts: Sequence[str], q_edge: np.ndarray, q_cloud: np.ndarray):
         q_edge, q_cloud = np.asarray(q_edge, float), np.asarray(q_cloud, float)
-        if len(prompts) < 2 * FOLDS:
-            raise ValueError(f"need at least {2 * FOLDS} training prompts, got {len(prompts)}")
+        if len(prompts) < 2 * self.folds:
+            raise ValueError(f"need at least {2 * self.folds} training prompts, "
+                             f"got {len(prompts)}")
         tokens = sorted({t for p in prompts for t in tokenize(p)})
         self.vocab = {t: i + 2 for i, t in enumerate(tokens)}
         target = self.targets(q_edge, q_cloud)
         dominance = metric_dominance(q_edge, q_cloud, self.mean_gap, self.gamma)
-        folds = np.arange(len(prompts)) % FOLDS
+        folds = np.arange(len(prompts)) % self.folds
         out_of_fold = np.zeros(len(prompts))
-        for fold in range(FOLDS):
+        for fold in range(self.folds):
             train, held = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
             self._net = self._train([prompts[i] for i in train], dominance[train], target[train])
             out_of_fold[held] = self.predict([prompts[i] for i in held]).prs
@@ -134,10 +138,11 @@ class TokenMoEPredictor(PromptPredictor):
         return Prediction(prs=d @ self.weights, gaps=gaps)
 
     def describe(self) -> dict:
-        return {"kind": "token-moe", "epochs": self.epochs, "folds": FOLDS, **HYPER}
+        return {"kind": "token-moe", "epochs": self.epochs, "folds": self.folds, **HYPER}
 
     def save(self, path: str | Path) -> None:
         state = {"format": FORMAT, **self._header(), "seed": self.seed, "epochs": self.epochs,
+                 "folds": self.folds,
                  "vocab": self.vocab,
                  "net": {k: v.tolist() for k, v in self._net.state_dict().items()}}
         Path(path).write_text(json.dumps(state) + "\n")
@@ -148,7 +153,7 @@ class TokenMoEPredictor(PromptPredictor):
 
         names = state["metric_names"]
         model = cls(names, dict(zip(names, state["weights"], strict=True)), state["gamma"],
-                    state["seed"], state["epochs"])
+                    state["seed"], state["epochs"], state["folds"])
         model._restore_header(state)
         model.vocab = state["vocab"]
         model._net = _network(len(model.vocab) + 2, len(names), **HYPER)

@@ -8,6 +8,7 @@ and relations, plus seeded noise, the pattern RouteT2I reports (more nouns: larg
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -115,6 +116,51 @@ def two_tier_profile_path(tmp_path: Path, two_tier_profile: Profile) -> Path:
     return path
 
 
+class LocalServer:
+    """An ASGI app served by uvicorn in a thread on a socket bound at once (URL known before
+    the app has started, so several servers can start in parallel)."""
+
+    def __init__(self, app) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+
+    def wait_started(self, timeout_s: float = 60.0) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started and self._thread.is_alive():
+            assert time.monotonic() < deadline, "local server did not start in time"
+            time.sleep(0.05)
+        assert self._server.started, "local server failed to start"
+        return self.url
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._socket.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(app):
+    """Serve an ASGI app on a free local port for the duration; yields its base URL."""
+    server = LocalServer(app)
+    try:
+        yield server.wait_started()
+    finally:
+        server.stop()
+
+
 class FakeCloudControl:
     """What the local cloud app does next: `ok`, `fail` (503), `slow`, `reject` (400)."""
 
@@ -133,10 +179,8 @@ def local_cloud():
     import asyncio
     import base64
     import io
-    import threading
     import time
 
-    import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
     from PIL import Image
@@ -161,14 +205,5 @@ def local_cloud():
         return {"created": int(time.time()),
                 "data": [{"b64_json": png, "argus": {"level": "big-50"}} for _ in range(n)]}
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "local cloud server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1", control
-    server.should_exit = True
-    thread.join(timeout=5)
+    with serve_in_thread(app) as url:
+        yield f"{url}/v1", control

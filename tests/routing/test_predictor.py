@@ -71,8 +71,9 @@ def test_token_moe_learns_the_cloud_token_and_persists(tmp_path: Path) -> None:
     from argus.routing.token_moe import TokenMoEPredictor
 
     torch.set_num_threads(1)
-    prompts, q_edge, q_cloud = _toy_data(n=24)
-    model = TokenMoEPredictor(["detail", "color"], epochs=50).fit(prompts, q_edge, q_cloud)
+    prompts, q_edge, q_cloud = _toy_data(n=18)
+    model = TokenMoEPredictor(["detail", "color"], epochs=50, folds=2)
+    model.fit(prompts, q_edge, q_cloud)
     pred = model.predict(["a red triangle", "a red circle"]).prs
     assert pred[0] < 0.35 and pred[1] > 0.5
     assert len(model.calibration_prs) == len(prompts)
