@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from argus.cache.metrics import CACHE_REGISTRY
 from argus.runtime.base import JobOutcome, Runtime
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
@@ -93,4 +94,4 @@ class Metrics:
         workers = snap.get("workers", {})
         self.workers_ready.set(sum(1 for w in workers.values() if w.get("ready")))
         self.worker_deaths.set(snap.get("worker_deaths", 0))
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + generate_latest(CACHE_REGISTRY)

@@ -92,6 +92,23 @@ def _resolve_model(model: str | None, config: ArgusConfig) -> tuple[str | None, 
     raise InvalidField("model", f"unknown model {model!r}; known: {known}", "model_not_found")
 
 
+def _check_pinned_steps(steps: int, variant: str | None, config: ArgusConfig) -> None:
+    """Pinned steps are served exactly, so some level must run them without approximation."""
+    allowed = sorted({
+        lv.steps
+        for lv in config.levels
+        if lv.cache_k == 0 and (variant is None or lv.variant == variant)
+    })
+    if steps not in allowed:
+        raise InvalidField(
+            "num_inference_steps",
+            f"num_inference_steps={steps} is not served"
+            + (f" by {variant}" if variant else "")
+            + f"; choose one of {allowed}",
+            "unsupported_value",
+        )
+
+
 def _quality(quality: str | None, config: ArgusConfig) -> tuple[bool, float | None]:
     """(no approximation, quality floor)."""
     floor = config.control.quality_floor
@@ -122,6 +139,7 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
     if body.num_inference_steps is not None:
         _check_range("num_inference_steps", body.num_inference_steps, 1, MAX_STEPS)
         steps = body.num_inference_steps
+        _check_pinned_steps(steps, variant, config)
     if body.guidance_scale is not None:
         _check_range("guidance_scale", body.guidance_scale, 0.0, MAX_GUIDANCE)
     if body.seed is not None:
