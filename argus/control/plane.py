@@ -291,6 +291,11 @@ class ControlPlane:
     def worker_level_index(self, worker_id: int) -> int:
         return self._worker_level[worker_id]
 
+    @property
+    def worker_levels(self) -> list[int]:
+        """Level position of every worker: a live view (plans update it in place); read only."""
+        return self._worker_level
+
     def workers_per_level(self) -> np.ndarray:
         return self._level_workers.copy()
 

@@ -112,11 +112,14 @@ class Simulator:
         service = table.service_s
         load_time = table.load_time_s
         max_batch = self.max_batch
+        queued_per_variant = plane.queues.variant_count
+        worker_levels = plane.worker_levels  # live view, updated by each plan
+        next_batch = plane.next_batch
+        complete = plane.complete
+        admit = plane.admit
         requests = self._requests()
         count = len(requests)
         arrivals = [r.arrival_s for r in requests]
-        finish = [math.nan] * count
-        served_level = [-1] * count
         reasons: dict[str, int] = {}
         record = RunRecord(
             arrival=np.asarray(arrivals), deadline=np.asarray([r.deadline_s for r in requests]),
@@ -124,8 +127,8 @@ class Simulator:
         )
 
         workers = plane.num_workers
-        loaded = [level_variant[plane.worker_level_index(w)] for w in range(workers)]
-        busy: list[object] = [None] * workers
+        loaded = [level_variant[worker_levels[w]] for w in range(workers)]
+        busy: list = [None] * workers
         idle: list[list[int]] = [[] for _ in load_time]
         is_idle = [True] * workers
         for w in range(workers):
@@ -139,7 +142,7 @@ class Simulator:
 
         def dispatch(w: int, now: float) -> None:
             nonlocal seq
-            v = level_variant[plane.worker_level_index(w)]
+            v = level_variant[worker_levels[w]]
             if loaded[w] != v:
                 loaded[w] = v
                 busy[w] = _LOAD
@@ -147,7 +150,7 @@ class Simulator:
                 seq += 1
                 heapq.heappush(heap, (now + load_time[v], seq, w))
                 return
-            batch = plane.next_batch(w, now, max_batch)
+            batch = next_batch(w, now, max_batch) if queued_per_variant[v] else None
             if plane._rejected_later:
                 for request in plane.take_rejected():
                     note_rejected(request)
@@ -155,13 +158,12 @@ class Simulator:
                 is_idle[w] = True
                 idle[v].append(w)
                 return
-            level = names_index[batch[0].level]
             images = 0
             for request in batch:
                 images += request.n
             busy[w] = batch
             seq += 1
-            heapq.heappush(heap, (now + service[level][images - 1], seq, w))
+            heapq.heappush(heap, (now + service[names_index[batch[0].level]][images - 1], seq, w))
 
         def wake(variant: int, now: float) -> None:
             pool = idle[variant]
@@ -186,20 +188,23 @@ class Simulator:
         end = duration_s + self.drain_s
         i = 0
         inf = math.inf
+        next_arrival = arrivals[0] if count else inf
         bar = _progress(count, progress)
         wake_all(0.0)
         while True:
-            t_arrival = arrivals[i] if i < count else inf
             t_event = heap[0][0] if heap else inf
-            if t_arrival <= t_event and t_arrival <= next_tick:
+            if next_arrival <= t_event and next_arrival <= next_tick:
                 request = requests[i]
                 i += 1
-                plane.admit(request, t_arrival)
+                admit(request, next_arrival)
                 if request.status is _REJECTED:
                     note_rejected(request)
                 else:
-                    wake(level_variant[names_index[request.level]], t_arrival)
-                if bar is not None and i % 4096 == 0:
+                    pool = idle[level_variant[names_index[request.level]]]
+                    if pool:
+                        wake(level_variant[names_index[request.level]], next_arrival)
+                next_arrival = arrivals[i] if i < count else inf
+                if bar is not None and not i & 4095:
                     bar.update(4096)
             elif t_event <= next_tick:
                 now, _, w = heapq.heappop(heap)
@@ -207,12 +212,8 @@ class Simulator:
                 busy[w] = None
                 if batch is not _LOAD:
                     for request in batch:
-                        plane.complete(request, now)
-                        if request.status is _COMPLETED:
-                            idx = int(request.request_id)
-                            finish[idx] = now
-                            served_level[idx] = names_index[request.level]
-                        else:  # re-dispatched (cascade) to another level
+                        complete(request, now)
+                        if request.status is not _COMPLETED:  # re-dispatched (cascade)
                             wake(level_variant[names_index[request.level]], now)
                 dispatch(w, now)
             else:
@@ -230,21 +231,30 @@ class Simulator:
         if bar is not None:
             bar.update(count - bar.n)
             bar.close()
+        self._finish_record(record, requests, reasons)
+        return record
 
-        record.finish = np.asarray(finish)
-        record.level = np.asarray(served_level)
+    def _finish_record(
+        self, record: RunRecord, requests: list[Request], reasons: dict[str, int]
+    ) -> None:
+        """Per-request outcomes from the requests themselves (nothing recorded in the loop)."""
+        index = self.plane.table.index
+        done = [r.status is _COMPLETED for r in requests]
+        record.finish = np.array([r.finish_s if d else math.nan
+                                  for r, d in zip(requests, done, strict=True)])
+        record.level = np.array([index[r.level] if d else -1
+                                 for r, d in zip(requests, done, strict=True)], dtype=int)
         served = record.level >= 0
-        quality = np.full(count, np.nan)
+        quality = np.full(len(requests), np.nan)
         if served.any():
             sim = None if self.similarity is None else self.similarity[served]
             quality[served] = self.quality_model.of(
                 record.level[served], self.prompt_id[served], self.difficulty[served], sim
             )
         record.quality = quality
-        leftover = count - int(served.sum()) - sum(reasons.values())
+        leftover = len(requests) - int(served.sum()) - sum(reasons.values())
         if leftover:
             reasons[UNFINISHED] = leftover
-        return record
 
 
 def _progress(total: int, enabled: bool):  # noqa: ANN202 - tqdm or None

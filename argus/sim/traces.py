@@ -135,20 +135,37 @@ def rescale_bins(
         raise ValueError("the trace has no load in the simulated window")
     rates = rates * (rate / mean)
     chunks = []
+    carry = rng.random()  # operational time until the first arrival (a stationary-ish start)
     for b, (r, cv, width) in enumerate(zip(rates, cvs, widths, strict=True)):
-        if r <= 0 or width <= 0:
+        length = r * width  # expected arrivals in this bin = its operational length
+        if length <= 0 or width <= 0:
             continue
         if cv <= 1.0 + 1e-9:
-            count = rng.poisson(r * width)
+            count = rng.poisson(length)
             chunks.append(b * bin_s + np.sort(rng.random(count)) * width)
             continue
-        shape = 1.0 / cv**2
-        expected = r * width
-        gaps = rng.gamma(shape, 1.0 / (r * shape), int(expected + 5 * np.sqrt(expected) + 20))
-        # Start at a random phase so bins do not all begin with an arrival.
-        t = np.cumsum(gaps) - rng.random() * gaps[0]
-        chunks.append(b * bin_s + t[(t >= 0) & (t < width)])
+        points, carry = _renewal(length, 1.0 / cv**2, carry, rng)
+        chunks.append(b * bin_s + points * (width / length))
     return np.sort(np.concatenate(chunks)) if chunks else np.zeros(0)
+
+
+def _renewal(
+    length: float, shape: float, carry: float, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    """Arrivals of a unit-rate Gamma renewal process over [0, length) of operational time,
+    starting `carry` before the first arrival; returns them and the carry into the next bin (the
+    process continues across bins, so short bursty bins are not biased by restarts)."""
+    found = []
+    position = carry
+    while True:
+        expected = int(length - position + 5 * np.sqrt(max(length, 1.0)) + 20)
+        gaps = rng.gamma(shape, 1.0 / shape, max(expected, 1))
+        positions = position + np.concatenate([[0.0], np.cumsum(gaps)])
+        inside = positions[positions < length]
+        found.append(inside)
+        if len(inside) < len(positions):
+            return np.concatenate(found), float(positions[len(inside)] - length)
+        position = float(positions[-1] + rng.gamma(shape, 1.0 / shape))
 
 
 # ---------------------------------------------------------------------------- public
