@@ -28,8 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metric names to compare the tiers on (default: "
                              "the shapes vector if present, else all in the profile)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="cross-validation folds: every prompt is held out once and routed "
+                             "by a predictor trained on the others (default 5; 1: one split)")
     parser.add_argument("--held-out", type=float, default=0.3,
-                        help="share of the prompts held out for evaluation (default 0.3)")
+                        help="share held out when --folds 1 (default 0.3)")
     parser.add_argument("--gamma", type=float, default=1.0, help="PRS temperature Γ")
     parser.add_argument("--window", type=int, default=100,
                         help="router's sliding window in requests (default 100)")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     data = tier_data(profile, args.edge_level, args.cloud_level, metrics)
     result, predictor = evaluate(data, args.budget, gamma=args.gamma, held_out=args.held_out,
                                  seed=args.seed, window_requests=args.window,
-                                 model=args.predictor)
+                                 model=args.predictor, folds=args.folds)
     result["details"]["profile"] = str(path)
     result["details"]["quality_source"] = profile.quality_source
     _print(result)
@@ -74,8 +77,8 @@ def _print(result: dict) -> None:
     d = result["details"]
     reduction = result["cloud_call_reduction"]
     print(f"profile {d['profile']} ({d['quality_source']}): edge {d['edge_level']}, "
-          f"cloud {d['cloud_level']}, {d['train_prompts']} train / "
-          f"{d['held_out_prompts']} held-out prompts")
+          f"cloud {d['cloud_level']}, {d['held_out_prompts']} held-out prompts "
+          f"({d['folds']}-fold)")
     print(f"predictor {d['predictor']['kind']}, held-out PRS correlation "
           f"{d['prs_correlation']:.3f}")
     print(f"budget {d['budget']:.2f}  alpha {d['alpha']:.4f}  cloud share "

@@ -164,6 +164,18 @@ def make_predictor(model: str, metric_names: list[str], weights: dict[str, float
     raise ValueError(f"unknown predictor {model!r}; choose one of {PREDICTORS}")
 
 
+def splits(n: int, folds: int, held_out: float, seed: int):
+    """K-fold (every prompt held out once) when folds > 1, else one seeded split."""
+    if folds <= 1:
+        return [split(n, held_out, seed)]
+    if folds > n:
+        raise ValueError(f"{folds} folds for {n} prompts")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(order, folds)
+    return [(np.sort(np.concatenate(parts[:i] + parts[i + 1 :])), np.sort(part))
+            for i, part in enumerate(parts)]
+
+
 def evaluate(
     data: TierData,
     budget: float,
@@ -173,52 +185,68 @@ def evaluate(
     seed: int = 0,
     window_requests: int = 100,
     model: str = "ridge",
+    folds: int = 5,
 ) -> tuple[dict, PromptPredictor]:
-    """Train on one part, route the held-out part; returns (report, trained predictor)."""
-    train_idx, test_idx = split(len(data.prompts), held_out, seed)
-    train, test = data.subset(train_idx), data.subset(test_idx)
-    predictor = make_predictor(model, data.metric_names, weights, gamma).fit(
-        train.prompts, train.q_edge, train.q_cloud
-    )
+    """Route held-out prompts with a predictor trained on the others; ΔP and cloud calls are
+    pooled over all held-out prompts. Returns (report, predictor trained on every prompt)."""
+    n = len(data.prompts)
+    held = np.zeros(n, bool)
+    to_cloud, predicted = np.zeros(n, bool), np.zeros(n)
+    alphas = []
+    length_cloud = np.zeros(n, bool)
+    for train_idx, test_idx in splits(n, folds, held_out, seed):
+        train, test = data.subset(train_idx), data.subset(test_idx)
+        predictor = make_predictor(model, data.metric_names, weights, gamma).fit(
+            train.prompts, train.q_edge, train.q_cloud)
+        policy = prs_policy(predictor.predict_prs, predictor.calibration_prs)
+        # A fold shorter than the window is one window: its share stays within the budget.
+        window = min(window_requests, len(test_idx))
+        held[test_idx] = True
+        to_cloud[test_idx] = route_in_order(policy, test.prompts, budget, window)
+        predicted[test_idx] = predictor.predict(test.prompts).prs
+        alphas.append(policy.threshold(budget))
+        length_cloud[test_idx] = route_in_order(prompt_length_policy(train.prompts),
+                                                test.prompts, budget, window)
+    final = make_predictor(model, data.metric_names, weights, gamma).fit(
+        data.prompts, data.q_edge, data.q_cloud)
+    test = data.subset(np.nonzero(held)[0])
+    to_cloud, predicted, length_cloud = to_cloud[held], predicted[held], length_cloud[held]
+
     w = normalised_weights(data.metric_names, weights)
     q_e, q_c = test.q_edge @ w, test.q_cloud @ w
-
-    policy = prs_policy(predictor.predict_prs, predictor.calibration_prs)
-    to_cloud = route_in_order(policy, test.prompts, budget, window_requests)
     calls = int(to_cloud.sum())
-    result = {
+    result: dict = {
         "delta_p": delta_p(routed_quality(to_cloud, q_e, q_c), q_e, q_c),
         "delta_p_random": random_delta_p(calls, q_e, q_c, seed),
         "cloud_share": calls / len(test.prompts),
     }
-    order = np.argsort(predictor.predict(test.prompts).prs, kind="stable")
+    order = np.argsort(predicted, kind="stable")
     needed = share_to_reach(order, result["delta_p_random"], q_e, q_c)
     result["cloud_call_reduction"] = (
         None if needed is None or calls == 0 else 1.0 - needed / result["cloud_share"]
     )
-    true_prs = prs(test.q_edge, test.q_cloud, w, gamma, predictor.mean_gap)
-    length = route_in_order(prompt_length_policy(train.prompts), test.prompts, budget,
-                            window_requests)
+    # The true PRS on the scale of the whole set (each fold's own scale differs only slightly).
+    true_prs = prs(test.q_edge, test.q_cloud, w, gamma, final.mean_gap)
     oracle = true_prs < calibrate_threshold(true_prs, budget, PRS_ALPHA_CAP)
     result["details"] = {
         "edge_level": data.edge_level,
         "cloud_level": data.cloud_level,
         "metrics": data.metric_names,
         "budget": budget,
-        "alpha": policy.threshold(budget),
-        "train_prompts": len(train.prompts),
+        "alpha": float(np.mean(alphas)),
+        "folds": max(folds, 1),
+        "prompts": n,
         "held_out_prompts": len(test.prompts),
         "quality_edge": float(q_e.mean()),
         "quality_cloud": float(q_c.mean()),
         "cloud_wins_share": float((true_prs < 0.5).mean()),
-        "prs_correlation": float(np.corrcoef(predictor.predict(test.prompts).prs,
-                                             true_prs)[0, 1]),
-        "predictor": predictor.describe(),
+        "prs_correlation": float(np.corrcoef(predicted, true_prs)[0, 1]),
+        "predictor": final.describe(),
         "baselines": {
             "all_edge": 0.0,
             "all_cloud": 1.0,
-            "prompt_length": delta_p(routed_quality(length, q_e, q_c), q_e, q_c),
-            "prompt_length_share": float(length.mean()),
+            "prompt_length": delta_p(routed_quality(length_cloud, q_e, q_c), q_e, q_c),
+            "prompt_length_share": float(length_cloud.mean()),
             "oracle_prs": delta_p(routed_quality(oracle, q_e, q_c), q_e, q_c),
             "oracle_prs_share": float(oracle.mean()),
         },
@@ -227,7 +255,7 @@ def evaluate(
             for target in REDUCTION_TARGETS
         },
         "key_tokens": [(t.token, round(t.effect, 4))
-                       for t in predictor.key_tokens(train.prompts, 8)],
+                       for t in final.key_tokens(data.prompts, 8)],
     }
     if test.scores is not None:
         s_e, s_c = test.scores[:, 0], test.scores[:, 1]
@@ -235,7 +263,7 @@ def evaluate(
             "edge": float(s_e.mean()), "cloud": float(s_c.mean()),
             "routed": float(routed_quality(to_cloud, s_e, s_c).mean()),
         }
-    return result, predictor
+    return result, final
 
 
 def _reduction(needed_share: float | None, random_share: float) -> float | None:

@@ -66,3 +66,15 @@ def test_metric_selection(two_tier_profile) -> None:
     assert picked.metric_names == ["color", "count"] and picked.q_edge.shape[1] == 2
     with pytest.raises(ValueError, match="no metric"):
         tier_data(two_tier_profile, metrics=["realism"])
+
+
+@pytest.mark.parametrize("budget", [0.2, 0.5, 0.8])
+def test_every_prompt_is_held_out_once_and_the_share_stays_in_budget(two_tier_profile, budget):
+    from argus.routing.evaluate import evaluate, tier_data
+
+    data = tier_data(two_tier_profile)
+    result, _ = evaluate(data, budget, folds=4)
+    assert result["details"]["held_out_prompts"] == len(data.prompts)
+    assert result["cloud_share"] <= budget
+    assert result["delta_p"] > result["delta_p_random"]
+    assert result["details"]["baselines"]["oracle_prs"] >= result["delta_p"] - 0.1
