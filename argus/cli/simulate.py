@@ -60,8 +60,8 @@ def format_summary(s: dict, wall_s: float) -> str:
     shares = ", ".join(f"{k} {v:.0%}" for k, v in s["level_share"].items() if v)
     quality = s["mean_relative_quality"]
     lines = [
-        f"{s['trace']} @ {s['rate_rps']} req/s, {s['workers']} workers, profile {s['profile']}, "
-        f"policy {s['policy']}, {s['duration_s']:.0f} s, seed {s['seed']}",
+        f"{s['trace']} @ {s['rate_rps'] or 'native'} req/s, {s['workers']} workers, "
+        f"profile {s['profile']}, policy {s['policy']}, {s['duration_s']:.0f} s, seed {s['seed']}",
         f"  requests {s['requests']}  served {s['served']}  rejected {s['rejected']}  "
         f"unfinished {s['unfinished']}",
         f"  SLO violations {s['slo_violation_ratio']:.2%}  goodput {s['goodput_rps']:.2f} req/s  "

@@ -4,7 +4,7 @@ A plain object: no threads, no I/O, the caller passes the time in. The caller
 - `admit`s each new request (prediction, optimal level, routing, deadline check, queueing);
 - asks `next_batch` whenever a worker is idle, and runs the batch at the requests' `level`
   (the worker loads `worker_level`'s variant first if it changed);
-- reports `complete` / `requeue` (worker crash) / `cancel`;
+- reports `complete` / `requeue` (worker crash) / `cancel` (queued) / `abort` (any, no result);
 - calls `tick` regularly (at least once per planning period; the first call starts the clock)
   and collects `take_rejected()`:
   requests rejected after admission (deadline passed while queued, failed twice), which must be
@@ -339,6 +339,21 @@ class ControlPlane:
 
     def cancel(self, request_id: str) -> Request | None:
         return self.queues.remove(request_id)
+
+    def abort(
+        self, request: Request, now: float, reason: str,
+        status: RequestStatus = RequestStatus.CANCELLED,
+    ) -> Request:
+        """End a request without a result (client gone, timeout, error): a queued one leaves its
+        queue, a running one releases its worker time; it does not count as completed."""
+        if request.status is RequestStatus.QUEUED:
+            self.queues.remove(request.request_id)
+        elif request.status is _RUNNING and request.level is not None:
+            self._release(request, self.table.index[request.level])
+        request.status = status
+        request.reason = reason
+        request.finish_s = now
+        return request
 
     def take_rejected(self) -> list[Request]:
         """Requests rejected or failed after admission since the last call."""

@@ -249,3 +249,32 @@ def test_cascade_on_complete_redispatches(scratch_registry):
     (b,) = plane.next_batch(1, 0.5, 1)
     plane.complete(b, 1.5)
     assert r.status == RequestStatus.COMPLETED and plane.completed == 1
+
+
+def test_abort_releases_running_and_queued(sdxl_plane):
+    plane = sdxl_plane
+    running = plane.admit(request(plane, 0.0, sim=0.2), 0.0)
+    queued = plane.admit(request(plane, 0.0, sim=0.2), 0.0)
+    (got,) = plane.next_batch(0, 0.0, 1)
+    assert got is running and plane._running_s[0] > 0
+    plane.abort(running, 1.0, "client went away")
+    assert running.status == RequestStatus.CANCELLED and plane._running_s[0] == 0.0
+    plane.abort(queued, 1.0, "timeout", RequestStatus.FAILED)
+    assert queued.status == RequestStatus.FAILED and plane.queues.total == 0
+    assert plane.completed == 0
+
+
+def test_load_estimator_tracks_rate_and_headroom():
+    from argus.control.load import LoadEstimator
+
+    est = LoadEstimator(window_s=10.0, headroom=0.1)
+    for i in range(200):  # 10 req/s for 20 s
+        est.observe(i * 0.1)
+    assert est.forecast(20.0) == pytest.approx(11.0, rel=0.1)
+    # A burst raises the forecast within a period; silence lets it decay.
+    for i in range(100):
+        est.observe(20.0 + i * 0.02)
+    assert est.forecast(22.0) > 12.0
+    for t in range(25, 100, 5):  # the plane forecasts once per period
+        quiet = est.forecast(float(t))
+    assert quiet < 1.0
