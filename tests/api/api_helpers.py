@@ -12,15 +12,16 @@ import httpx
 import uvicorn
 
 from argus.api import create_app
-from argus.config import ArgusConfig
-from argus.defaults import default_config
+from argus.config import ArgusConfig, parse_config
+from argus.defaults import RANDOM_FAMILY
 
 
 def api_config(**server: object) -> ArgusConfig:
-    """The embedded default family, one worker with one thread, a small queue."""
+    """The random-weight stand-in family (fixed, whatever the shipped default becomes), one
+    worker with one thread, a small queue."""
     settings = {"workers": 1, "threads_per_worker": 1, "queue_capacity": 2, "slo_s": 120.0}
     settings.update(server)
-    return default_config(server=settings)
+    return parse_config({**RANDOM_FAMILY, "server": settings})
 
 
 def free_port() -> int:
