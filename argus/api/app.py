@@ -190,10 +190,9 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
     """The FastAPI app; it starts `runtime` (default: `build_runtime(config)`) on startup and
     drains it on shutdown."""
     if runtime is None:
-        from argus.cache.serving import build_cache_hook
         from argus.runtime.dispatcher import build_runtime
 
-        runtime = build_runtime(config, cache=build_cache_hook(config))
+        runtime = build_runtime(config)
     service = ImagesService(config, runtime)
 
     @asynccontextmanager

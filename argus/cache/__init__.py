@@ -5,7 +5,14 @@
 """
 
 from argus.cache.bands import band_k, capture_steps
-from argus.cache.cache import MISS_INFO, ApproximateCache, CacheHit, EmbedFn, Generation
+from argus.cache.cache import (
+    MISS_INFO,
+    ApproximateCache,
+    CacheHit,
+    EmbedderNotReady,
+    EmbedFn,
+    Generation,
+)
 from argus.cache.store import CorruptEntry, EntryMeta
 
 __all__ = [
@@ -14,6 +21,7 @@ __all__ = [
     "CacheHit",
     "CorruptEntry",
     "EmbedFn",
+    "EmbedderNotReady",
     "EntryMeta",
     "Generation",
     "band_k",

@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 """prompts -> (n, d) float32 L2-normalised embeddings (the engine's `embed_prompts`)."""
 
+
+class EmbedderNotReady(RuntimeError):
+    """The text encoder is still loading: similarity lookups miss, exact repeats still hit."""
+
 _EMBED_MEMO = 1024  # prompts whose embedding is kept between lookup and store
 _STATS_FLUSH_S = 2.0
 
@@ -226,6 +230,8 @@ class ApproximateCache:
             return np.asarray(embedding, dtype=np.float32).reshape(-1)
         try:
             return self.embed(prompt)
+        except EmbedderNotReady:
+            return None
         except Exception:  # an encoder failure must not fail the request: it is a miss
             log.exception("cache: embedding failed; treating as a miss")
             return None
@@ -415,7 +421,11 @@ class ApproximateCache:
             if key is not None and key in self._exact:
                 self.metrics.stores.labels(outcome="duplicate").inc()
                 return None
-        embedding = job.embedding if job.embedding is not None else self.embed(job.prompt)
+        try:
+            embedding = job.embedding if job.embedding is not None else self.embed(job.prompt)
+        except EmbedderNotReady:  # stores of the first seconds after a start are lost
+            self.metrics.stores.labels(outcome="not_ready").inc()
+            return None
         index = self._indexes.get(partition)
         if index is not None and index.dim != embedding.shape[0]:
             self.metrics.stores.labels(outcome="error").inc()  # embedder changed under us

@@ -1,7 +1,8 @@
 """Prometheus metrics of the approximate cache.
 
-One set of collectors per registry: every cache object in a process shares them (a registry
-refuses the same metric name twice), and tests pass their own `CollectorRegistry`.
+One set of collectors per registry: caches sharing a registry share them (a registry refuses
+the same metric name twice). By default that is `CACHE_REGISTRY`, which the API's /metrics
+renders beside its own; tests pass their own `CollectorRegistry`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import threading
 import weakref
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+CACHE_REGISTRY = CollectorRegistry()
 
 _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, CacheMetrics] = (
@@ -46,7 +49,7 @@ class CacheMetrics:
         )
         self.stores = Counter(
             "argus_cache_stores",
-            "Store requests by outcome (stored, duplicate, dropped, too_large, error).",
+            "Store requests by outcome (stored, duplicate, dropped, too_large, not_ready, error).",
             ["outcome"],
             registry=registry,
         )
@@ -60,7 +63,7 @@ class CacheMetrics:
 
 
 def cache_metrics(registry: CollectorRegistry | None = None) -> CacheMetrics:
-    registry = registry or REGISTRY
+    registry = registry or CACHE_REGISTRY
     with _lock:
         metrics = _by_registry.get(registry)
         if metrics is None:

@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from argus.api import create_app
+    from argus.cache.serving import build_cache_hook
     from argus.config import load_config
+    from argus.runtime.dispatcher import build_runtime
 
     config = load_config(args.config)
     overrides = {
@@ -34,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     if overrides:
         server = config.server.model_copy(update=overrides)
         config = config.model_copy(update={"server": server})
-    app = create_app(config)
+    app = create_app(config, runtime=build_runtime(config, cache=build_cache_hook(config)))
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level=args.log_level)
     return 0

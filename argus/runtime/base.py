@@ -39,6 +39,8 @@ class CacheInfo:
     hit: bool = False
     k: int = 0
     similarity: float | None = None
+    entry_id: str | None = None
+    """The cache entry resumed from (None on a miss)."""
 
 
 @dataclass

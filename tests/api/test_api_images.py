@@ -52,7 +52,7 @@ def test_response_carries_argus_object(client: httpx.Client) -> None:
     assert first["request_id"] == second["request_id"] and first["seed"] == 9
     assert second["seed"] == 10 and body["data"][0]["b64_json"] != body["data"][1]["b64_json"]
     assert first["variant"] == "tiny-large" and first["level"].startswith("large-")
-    assert first["cache"] == {"hit": False, "k": 0, "similarity": None}
+    assert first["cache"] == {"hit": False, "k": 0, "similarity": None, "entry_id": None}
     assert 0 < first["predicted_quality"] <= 1
     timings = first["timings_ms"]
     assert set(timings) == {"queue", "run", "total"} and timings["total"] >= timings["run"] > 0
