@@ -3,18 +3,20 @@
 It knows every arrival and every request's true relative quality at every level (the simulator's
 quality model) and solves one LP (`scipy.optimize.linprog`, HiGHS) over the whole trace:
 
-    maximise   sum_i sum_l q[i,l] x[i,l,w]            (quality-weighted requests within SLO)
-    subject to sum_{l,w} x[i,l,w] <= 1                 (each request served at most once)
-               sum_{i,l} tau[l] x[i,l,w] <= N * W      (worker-seconds per time window w)
-               x >= 0,  w in {window(arrival_i), the next one}
+    maximise   sum_i sum_l q[i,l] x[i,l]               (quality-weighted requests within SLO)
+    subject to sum_l x[i,l] <= 1                        (each request served at most once)
+               sum_{i in w, l} tau[l] x[i,l] = now[w] + later[w]   (window w's arrivals' work
+               now[w] + later[w-1] <= N * W             is done in w or w+1; worker-seconds)
+               x, now, later >= 0
 
 Windows are `W = SLO` long, so a request's service (which lies in [arrival, arrival + SLO]) falls
 in its arrival window or the next: every feasible schedule is feasible here. `tau[l]` is the
 smallest per-image time of any batch that fits in the SLO. It relaxes everything else: workers
 are fluid across levels, model loads are free, batches are always full, and there is no
 queueing. So no policy can beat it, and the gap to it is an upper bound on what is left.
-Per request, a level that is both slower and no better than another is dropped before solving
-(it never helps when capacity is pooled), which keeps the LP at a few variables per request.
+Per request only the levels on its upper concave hull of (seconds per image, quality) enter the
+LP (the others are beaten by mixing hull levels, which a fractional solution may do), which keeps
+it at two or three variables per request.
 """
 
 from __future__ import annotations
@@ -70,16 +72,30 @@ def per_image_time(table: LevelTable, slo_s: float) -> np.ndarray:
 
 
 def useful_pairs(quality: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(request, level) pairs where the level beats every faster level's quality for that
-    request; slower-and-no-better levels are dominated when capacity is pooled."""
-    order = np.argsort(tau, kind="stable")
-    order = order[np.isfinite(tau[order])]
-    ranked = quality[:, order]
-    best_faster = np.maximum.accumulate(
-        np.concatenate([np.full((len(quality), 1), -np.inf), ranked[:, :-1]], axis=1), axis=1
-    )
-    rows, cols = np.nonzero(ranked > best_faster)
-    return rows, order[cols]
+    """(request, level) pairs on each request's upper concave hull of (seconds per image,
+    quality), starting from (0, 0) = not served. A level under the hull is matched or beaten
+    by mixing its neighbours on the hull, which the LP may do, so dropping it loses nothing."""
+    order = [int(i) for i in np.argsort(tau, kind="stable") if np.isfinite(tau[i])]
+    times = tau[order]
+    rows: list[int] = []
+    cols: list[int] = []
+    for r, values in enumerate(np.asarray(quality, float)[:, order].tolist()):
+        hull: list[tuple[float, float, int]] = [(0.0, 0.0, -1)]
+        for t, q, level in zip(times.tolist(), values, order, strict=True):
+            if q <= hull[-1][1]:
+                continue  # slower and no better than a faster level
+            while len(hull) >= 2:
+                (t1, q1, _), (t2, q2, _) = hull[-2], hull[-1]
+                # Drop the middle point if it lies on or under the chord to the new one.
+                if (q2 - q1) * (t - t1) <= (q - q1) * (t2 - t1):
+                    hull.pop()
+                else:
+                    break
+            hull.append((t, q, level))
+        for _, _, level in hull[1:]:
+            rows.append(r)
+            cols.append(level)
+    return np.asarray(rows, int), np.asarray(cols, int)
 
 
 def oracle_bound(
@@ -88,32 +104,45 @@ def oracle_bound(
 ) -> OracleBound:
     """`quality[i, l]`: true relative quality of request i at level l (from the simulator)."""
     started = time.perf_counter()
+    quality = np.asarray(quality, float)
     count = len(arrival_s)
     slo = table.slo_s
     tau = per_image_time(table, slo)
     window = np.floor(np.asarray(arrival_s) / slo).astype(int)
     num_windows = int(window.max()) + 2 if count else 1
-    req, lev = useful_pairs(np.asarray(quality, float), tau)
-    # Each useful pair twice: served in the arrival window (shift 0) or the next (shift 1).
-    req2 = np.concatenate([req, req])
-    lev2 = np.concatenate([lev, lev])
-    win2 = np.concatenate([window[req], window[req] + 1])
-    size = len(req2)
-    once = coo_array((np.ones(size), (req2, np.arange(size))), shape=(count, size))
-    work = coo_array((tau[lev2], (win2, np.arange(size))), shape=(num_windows, size))
+    req, lev = useful_pairs(quality, tau)
+    pairs, w = len(req), num_windows
+    # Variables: x (pairs) | now[w] | later[w]: the work of window w's arrivals done in w or w+1.
+    size = pairs + 2 * w
+    once = coo_array((np.ones(pairs), (req, np.arange(pairs))), shape=(count, size))
+    capacity = coo_array(
+        (np.ones(2 * w - 1),
+         (np.concatenate([np.arange(w), np.arange(1, w)]),
+          np.concatenate([pairs + np.arange(w), pairs + w + np.arange(w - 1)]))),
+        shape=(w, size),
+    )
+    split = coo_array(
+        (np.concatenate([tau[lev], -np.ones(2 * w)]),
+         (np.concatenate([window[req], np.arange(w), np.arange(w)]),
+          np.concatenate([np.arange(pairs), pairs + np.arange(2 * w)]))),
+        shape=(w, size),
+    )
+    upper = np.full(size, np.inf)
+    upper[pairs + 2 * w - 1] = 0.0  # nothing after the last window
     result = linprog(
-        -quality[req2, lev2],
-        A_ub=vstack([once, work]).tocsr(),
-        b_ub=np.concatenate([np.ones(count), np.full(num_windows, num_workers * slo)]),
-        bounds=(0, None),
-        method="highs",
+        np.concatenate([-quality[req, lev], np.zeros(2 * w)]),
+        A_ub=vstack([once, capacity]).tocsr(),
+        b_ub=np.concatenate([np.ones(count), np.full(w, num_workers * slo)]),
+        A_eq=split.tocsr(), b_eq=np.zeros(w),
+        bounds=np.column_stack([np.zeros(size), upper]),
+        method="highs-ipm",
     )
     if result.x is None:
         raise RuntimeError(f"oracle LP failed: {result.message}")
-    x = result.x
+    x = result.x[:pairs]
     served = float(x.sum())
     weighted = float(-result.fun)
-    per_level = np.bincount(lev2, weights=x, minlength=len(table))
+    per_level = np.bincount(lev, weights=x, minlength=len(table))
     return OracleBound(
         quality_goodput_rps=weighted / duration_s,
         goodput_rps=served / duration_s,

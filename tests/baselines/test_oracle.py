@@ -21,13 +21,14 @@ def test_per_image_time_uses_the_best_batch_within_the_slo(profile) -> None:  # 
     assert np.isinf(per_image_time(table, 1.0)[full])
 
 
-def test_dominated_levels_are_pruned() -> None:
-    quality = np.array([[1.0, 0.9, 0.95], [1.0, 0.9, 0.8]])
+def test_only_hull_levels_enter_the_lp() -> None:
+    quality = np.array([[1.0, 0.9, 0.95], [1.0, 0.9, 0.8], [1.0, 0.9, 0.92]])
     tau = np.array([4.0, 1.0, 2.0])
     rows, cols = useful_pairs(quality, tau)
     pairs = set(zip(rows.tolist(), cols.tolist(), strict=True))
-    # Request 1's level 2 is slower than level 1 and worse: dropped.
-    assert pairs == {(0, 1), (0, 2), (0, 0), (1, 1), (1, 0)}
+    # Request 1's level 2 is slower than level 1 and worse; request 2's level 2 lies under the
+    # chord from level 1 to level 0 (mixing them is better): both dropped.
+    assert pairs == {(0, 1), (0, 2), (0, 0), (1, 1), (1, 0), (2, 1), (2, 0)}
 
 
 def test_oracle_is_exact_on_a_fluid_case(profile) -> None:  # noqa: ANN001
