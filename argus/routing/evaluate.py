@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from argus.routing.router import (
     PRS_ALPHA_CAP,
     BudgetedRouter,
     RoutingPolicy,
+    ThresholdPolicy,
     calibrate_threshold,
     prompt_length_policy,
     prs_policy,
@@ -31,6 +33,7 @@ from argus.routing.router import (
 MISSING_METRIC_VALUE = 1.0
 RANDOM_DRAWS = 500
 REDUCTION_TARGETS = (0.4, 0.5, 0.6)
+CURVE_BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,13 @@ def make_predictor(model: str, metric_names: list[str], weights: dict[str, float
     raise ValueError(f"unknown predictor {model!r}; choose one of {PREDICTORS}")
 
 
+class _Fold(NamedTuple):
+    test_idx: np.ndarray
+    prompts: list[str]
+    prs: ThresholdPolicy
+    length: ThresholdPolicy
+
+
 def splits(n: int, folds: int, held_out: float, seed: int):
     """K-fold (every prompt held out once) when folds > 1, else one seeded split."""
     if folds <= 1:
@@ -191,26 +201,33 @@ def evaluate(
     pooled over all held-out prompts. Returns (report, predictor trained on every prompt)."""
     n = len(data.prompts)
     held = np.zeros(n, bool)
-    to_cloud, predicted = np.zeros(n, bool), np.zeros(n)
-    alphas = []
-    length_cloud = np.zeros(n, bool)
+    predicted = np.zeros(n)
+    fold_policies: list[_Fold] = []
     for train_idx, test_idx in splits(n, folds, held_out, seed):
         train, test = data.subset(train_idx), data.subset(test_idx)
         predictor = make_predictor(model, data.metric_names, weights, gamma).fit(
             train.prompts, train.q_edge, train.q_cloud)
-        policy = prs_policy(predictor.predict_prs, predictor.calibration_prs)
-        # A fold shorter than the window is one window: its share stays within the budget.
-        window = min(window_requests, len(test_idx))
         held[test_idx] = True
-        to_cloud[test_idx] = route_in_order(policy, test.prompts, budget, window)
         predicted[test_idx] = predictor.predict(test.prompts).prs
-        alphas.append(policy.threshold(budget))
-        length_cloud[test_idx] = route_in_order(prompt_length_policy(train.prompts),
-                                                test.prompts, budget, window)
+        fold_policies.append(_Fold(test_idx, test.prompts,
+                                   prs_policy(predictor.predict_prs, predictor.calibration_prs),
+                                   prompt_length_policy(train.prompts)))
+
+    def route_folds(budget: float, by_length: bool = False) -> np.ndarray:
+        decided = np.zeros(n, bool)
+        for fold in fold_policies:
+            # A fold shorter than the window is one window: its share stays within the budget.
+            window = min(window_requests, len(fold.test_idx))
+            policy = fold.length if by_length else fold.prs
+            decided[fold.test_idx] = route_in_order(policy, fold.prompts, budget, window)
+        return decided[held]
+
     final = make_predictor(model, data.metric_names, weights, gamma).fit(
         data.prompts, data.q_edge, data.q_cloud)
     test = data.subset(np.nonzero(held)[0])
-    to_cloud, predicted, length_cloud = to_cloud[held], predicted[held], length_cloud[held]
+    to_cloud, length_cloud = route_folds(budget), route_folds(budget, by_length=True)
+    predicted = predicted[held]
+    alphas = [fold.prs.threshold(budget) for fold in fold_policies]
 
     w = normalised_weights(data.metric_names, weights)
     q_e, q_c = test.q_edge @ w, test.q_cloud @ w
@@ -257,6 +274,11 @@ def evaluate(
         "key_tokens": [(t.token, round(t.effect, 4))
                        for t in final.key_tokens(data.prompts, 8)],
     }
+    result["details"]["budget_curve"] = [
+        {"budget": b, "cloud_share": float(c.mean()),
+         "delta_p": delta_p(routed_quality(c, q_e, q_c), q_e, q_c)}
+        for b in CURVE_BUDGETS for c in [route_folds(b)]
+    ]
     if test.scores is not None:
         s_e, s_c = test.scores[:, 0], test.scores[:, 1]
         result["details"]["score"] = {
