@@ -145,7 +145,9 @@ def random_delta_p(share_calls: int, q_edge: np.ndarray, q_cloud: np.ndarray, se
     return float(np.mean(values))
 
 
-def share_to_reach(order: np.ndarray, target: float, q_edge: np.ndarray, q_cloud: np.ndarray):
+def share_to_reach(
+    order: np.ndarray, target: float, q_edge: np.ndarray, q_cloud: np.ndarray
+) -> float | None:
     """Smallest cloud share reaching ΔP ≥ target when prompts go to the cloud in `order`."""
     gain = q_cloud.mean() - q_edge.mean()
     cumulative = np.cumsum((q_cloud - q_edge)[order]) / len(order) / gain
@@ -174,7 +176,9 @@ class _Fold(NamedTuple):
     length: ThresholdPolicy
 
 
-def splits(n: int, folds: int, held_out: float, seed: int):
+def splits(
+    n: int, folds: int, held_out: float, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """K-fold (every prompt held out once) when folds > 1, else one seeded split."""
     if folds <= 1:
         return [split(n, held_out, seed)]

@@ -84,7 +84,9 @@ class ThresholdPolicy:
         return RouteDecision("edge", f"{self.name}: score at or above threshold", score, alpha)
 
 
-def prs_policy(predict_prs: Callable[[str], float], calibration_prs: Sequence[float]):
+def prs_policy(
+    predict_prs: Callable[[str], float], calibration_prs: Sequence[float]
+) -> ThresholdPolicy:
     """RouteT2I: cloud when predicted PRS < α, α ≤ 1/2 the largest within the budget."""
     return ThresholdPolicy("prs", predict_prs, calibration_prs, PRS_ALPHA_CAP)
 
@@ -152,7 +154,9 @@ class BudgetedRouter:
             return override
         return self.tenant_budgets.get(tenant, self.budget)
 
-    def route(self, prompt: str, tenant: str = "default", budget: float | None = None):
+    def route(
+        self, prompt: str, tenant: str = "default", budget: float | None = None
+    ) -> RouteDecision:
         """Decide one request's tier and record it in the tenant's window."""
         cap = self.cap_for(tenant, budget)
         proposal = self.policy.propose(prompt, cap)

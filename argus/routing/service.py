@@ -60,7 +60,9 @@ class EdgeCloudRouter:
         self.cloud = cloud
 
     @classmethod
-    def from_config(cls, config: RoutingConfig, policy: RoutingPolicy | None = None):
+    def from_config(
+        cls, config: RoutingConfig, policy: RoutingPolicy | None = None
+    ) -> EdgeCloudRouter | None:
         """The live router, or None when routing is disabled."""
         if not config.enabled:
             return None

@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from argus.routing.predictor import Prediction, PromptPredictor, tokenize
 from argus.routing.prs import metric_dominance
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "argus-token-moe-predictor/1"
 PAD, UNK = 0, 1
@@ -79,7 +83,7 @@ class TokenMoEPredictor(PromptPredictor):
         self.vocab: dict[str, int] = {}
         self._net = None
 
-    def _ids(self, prompts: Sequence[str]):
+    def _ids(self, prompts: Sequence[str]) -> torch.Tensor:
         import torch
 
         rows = [[self.vocab.get(t, UNK) for t in tokenize(p)][: HYPER["max_len"]] or [UNK]
@@ -87,7 +91,9 @@ class TokenMoEPredictor(PromptPredictor):
         width = max(len(r) for r in rows)
         return torch.tensor([r + [PAD] * (width - len(r)) for r in rows])
 
-    def _train(self, prompts: Sequence[str], dominance: np.ndarray, target_prs: np.ndarray):
+    def _train(
+        self, prompts: Sequence[str], dominance: np.ndarray, target_prs: np.ndarray
+    ) -> torch.nn.Module:
         import torch
 
         torch.manual_seed(self.seed)
@@ -106,7 +112,9 @@ class TokenMoEPredictor(PromptPredictor):
             opt.step()
         return net.eval()
 
-    def fit(self, prompts: Sequence[str], q_edge: np.ndarray, q_cloud: np.ndarray):
+    def fit(
+        self, prompts: Sequence[str], q_edge: np.ndarray, q_cloud: np.ndarray
+    ) -> TokenMoEPredictor:
         q_edge, q_cloud = np.asarray(q_edge, float), np.asarray(q_cloud, float)
         if len(prompts) < 2 * self.folds:
             raise ValueError(f"need at least {2 * self.folds} training prompts, "
