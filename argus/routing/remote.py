@@ -110,6 +110,7 @@ class CloudClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.cost_per_call = cost_per_call
+        self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker(3, 30.0)
         self.usage = CloudUsage()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -164,9 +165,11 @@ class CloudClient:
                 await asyncio.sleep(min(MAX_BACKOFF_S, self.backoff_s * 2 ** (attempt - 1)))
             self.usage.attempts += 1
             try:
-                response = await self._http.post("/images/generations", json=payload)
-            except httpx.TimeoutException:
-                last = f"cloud timed out after {self._http.timeout.read}s"
+                # httpx's timeouts bound each phase; this bounds the whole attempt.
+                async with asyncio.timeout(self.timeout_s):
+                    response = await self._http.post("/images/generations", json=payload)
+            except (httpx.TimeoutException, TimeoutError):
+                last = f"cloud timed out after {self.timeout_s}s"
                 continue
             except httpx.TransportError as err:
                 last = f"cloud unreachable ({type(err).__name__})"
