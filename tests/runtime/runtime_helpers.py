@@ -21,6 +21,8 @@ from argus.runtime.pool import LocalWorkerPool
 T = TypeVar("T")
 
 SLOW_STEPS = 300
+CRASH_STEPS = 60
+"""Long enough to kill a worker mid-run, short enough to rerun."""
 
 
 def runtime_config(workers: int = 2, **server: Any) -> ArgusConfig:
@@ -33,6 +35,7 @@ def runtime_config(workers: int = 2, **server: Any) -> ArgusConfig:
         "levels": [
             {"name": "fast", "variant": "tiny", "steps": 4},
             {"name": "full", "variant": "tiny", "steps": 10},
+            {"name": "crash", "variant": "tiny", "steps": CRASH_STEPS},
             {"name": "slow", "variant": "tiny", "steps": SLOW_STEPS},
         ],
         "server": {"workers": workers, "threads_per_worker": 1, "slo_s": 120.0, **server},

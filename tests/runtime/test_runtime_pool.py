@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from PIL import Image
-from runtime_helpers import SLOW_STEPS, RuntimeThread, runtime_config
+from runtime_helpers import CRASH_STEPS, SLOW_STEPS, RuntimeThread, runtime_config
 
 from argus.runtime.base import (
     GenerationCancelledError,
@@ -90,12 +90,12 @@ def test_cancel_queued_request(rt: RuntimeThread) -> None:
 
 def test_worker_crash_retries_request_and_restarts_worker(rt: RuntimeThread) -> None:
     deaths = rt.runtime.worker_deaths
-    handle = rt.submit(steps=SLOW_STEPS, seed=3)
+    handle = rt.submit(steps=CRASH_STEPS, seed=3)
     wait_running(rt, handle)
     worker_id, pid = rt.worker_of(handle.request_id)
     os.kill(pid, signal.SIGKILL)
     outcome = rt.outcome(handle, timeout_s=60)
-    assert outcome.steps_run == SLOW_STEPS and len(outcome.images_png) == 1
+    assert outcome.steps_run == CRASH_STEPS and len(outcome.images_png) == 1
     assert rt.runtime.worker_deaths == deaths + 1
 
     def restarted() -> bool:
