@@ -129,15 +129,31 @@ class ControlPlane:
             request.pinned_steps is not None
         ):
             return self._admit_pinned(request, now)
-        best = self._optimal(quality, floor)
+        key = id(quality)
+        best = self._optimal_cache.get(key) if floor == self.floor else None
+        if best is None:
+            best = optimal_level(table, quality, floor)
+            if self._stable_predictions and floor == self.floor:
+                self._optimal_cache[key] = best
         request.optimal_level = table.names[best]
         self._count_class(best, quality)
-        if self.queues.total >= self.queue_capacity:
+        queues = self.queues
+        if queues.total >= self.queue_capacity:
             return self._reject(request, "queue full")
         level = self.policy.route(request, now)
         if level is None:
             return self._reject(request, request.reason or f"rejected by policy {self.policy.name}")
-        if self.finish_estimate(level, now, request.n) > request.deadline_s:
+        # Inline `finish_estimate` (the hot path).
+        v = table.variant[level]
+        workers = self._variant_workers[v]
+        if workers:
+            service = table.service_s[level]
+            batch = min(table.batch[level], queues.count[level] + request.n, len(service))
+            finish = now + (queues.work_s[v] + 0.5 * self._running_s[v]) / workers + service[
+                batch - 1]
+        else:
+            finish = math.inf
+        if finish > request.deadline_s:
             moved = self.policy.on_late(request, now, level)
             if moved is None:
                 late = self.finish_estimate(level, now, request.n) - request.deadline_s
@@ -151,17 +167,9 @@ class ControlPlane:
                     "to meet the deadline"
             level = moved
         request.level = table.names[level]
-        self.queues.push(request, level)
+        queues.push(request, level)
         self.admitted[level] += 1
         return request
-
-    def _optimal(self, quality: dict[str, float], floor: float) -> int:
-        if not self._stable_predictions or floor != self.floor:
-            return optimal_level(self.table, quality, floor)
-        best = self._optimal_cache.get(id(quality))
-        if best is None:
-            best = self._optimal_cache[id(quality)] = optimal_level(self.table, quality, floor)
-        return best
 
     def _admit_pinned(self, request: Request, now: float) -> Request:
         level = self.pinned_level(request)
@@ -208,6 +216,7 @@ class ControlPlane:
         )
 
     def _count_class(self, cls: int, quality: dict[str, float]) -> None:
+        """Planner inputs: requests per class, and a sample of their predictions."""
         self._class_counts[cls] += 1
         samples = self._class_samples[cls]
         seen = samples.get(id(quality))

@@ -102,6 +102,11 @@ class TablePredictor:
     (falls back to `fallback` for prompts outside the table)."""
 
     def __init__(self, table: LevelTable, fallback: QualityPredictor) -> None:
+        self.stable_outputs = isinstance(fallback, ProfilePredictor) or getattr(
+            fallback, "stable_outputs", False
+        )
+        """The same prompt gives the same dict object (the plane caches its optimal level by
+        identity)."""
         self.rows = [dict(p.quality) for p in table.profile.prompts]
         for row in self.rows:
             for name, q in zip(table.names, table.mean_quality, strict=True):
