@@ -4,6 +4,9 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Optional extra index for torch, e.g. https://download.pytorch.org/whl/cpu on a machine whose
+# default index would serve a CUDA build.
+TORCH_INDEX ?=
 
 .PHONY: serve test lint install
 
@@ -13,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -85,18 +85,50 @@ def _check_batch(pipe: Pipeline, specs: Sequence[GenerationSpec]) -> None:
         raise ValueError("start_step > 0 needs start_latents for every spec")
 
 
-@torch.inference_mode()
-def encode_prompts(pipe: Pipeline, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(last hidden states, pooled embeddings) of the text encoder."""
-    tokens = pipe.tokenizer(
+def _token_ids(tokenizer, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
+    tokens = tokenizer(
         list(prompts),
         padding="max_length",
-        max_length=pipe.tokenizer.model_max_length,
+        max_length=tokenizer.model_max_length,
         truncation=True,
         return_tensors="pt",
     )
-    out = pipe.text_encoder(tokens.input_ids.to(pipe.device))
-    return out.last_hidden_state, out.pooler_output
+    return tokens.input_ids.to(device)
+
+
+@torch.inference_mode()
+def encode_prompts(pipe: Pipeline, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token embeddings for cross-attention, pooled embedding) of the prompts."""
+    if pipe.text_encoder_2 is None:
+        out = pipe.text_encoder(_token_ids(pipe.tokenizer, prompts, pipe.device))
+        return out.last_hidden_state, out.pooler_output
+    # SDXL: both encoders' penultimate hidden states side by side; the second one's projected
+    # pooled output is the pooled embedding.
+    first = pipe.text_encoder(
+        _token_ids(pipe.tokenizer, prompts, pipe.device), output_hidden_states=True
+    )
+    second = pipe.text_encoder_2(
+        _token_ids(pipe.tokenizer_2, prompts, pipe.device), output_hidden_states=True
+    )
+    hidden = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1)
+    return hidden, second.text_embeds
+
+
+def unet_conditioning(
+    pipe: Pipeline, pooled: torch.Tensor, height: int, width: int
+) -> dict[str, object]:
+    """Extra UNet inputs carrying the pooled prompt: SDXL's added conditioning (with its
+    micro-conditioning time ids: original size, crop (0, 0), target size), or the class
+    embedding of `projection` models (contract A)."""
+    if pipe.sdxl:
+        time_ids = torch.tensor(
+            [height, width, 0, 0, height, width], dtype=pooled.dtype, device=pooled.device
+        )
+        added = {"text_embeds": pooled, "time_ids": time_ids.repeat(len(pooled), 1)}
+        return {"added_cond_kwargs": added}
+    if pipe.unet.config.class_embed_type == "projection":
+        return {"class_labels": pooled}
+    return {}
 
 
 def embed_prompts(pipe: Pipeline, prompts: Sequence[str]) -> np.ndarray:
@@ -147,7 +179,7 @@ def generate(
     if guided:
         texts = [s.negative_prompt for s in specs] + texts
     hidden, pooled = encode_prompts(pipe, texts)
-    class_labels = pooled if pipe.unet.config.class_embed_type == "projection" else None
+    conditioning = unet_conditioning(pipe, pooled, spec.height, spec.width)
     t1 = time.perf_counter()
 
     # 2. A fresh scheduler for this generation, its schedule sliced at K.
@@ -166,9 +198,7 @@ def generate(
         _capture(latents, i, specs, captured)
         model_in = torch.cat([latents] * 2) if guided else latents
         model_in = scheduler.scale_model_input(model_in, t)
-        pred = pipe.unet(
-            model_in, t, encoder_hidden_states=hidden, class_labels=class_labels
-        ).sample
+        pred = pipe.unet(model_in, t, encoder_hidden_states=hidden, **conditioning).sample
         if guided:
             uncond, cond = pred.chunk(2)
             pred = uncond + spec.guidance_scale * (cond - uncond)

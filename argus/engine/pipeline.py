@@ -21,7 +21,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from argus.config import VariantConfig
 from argus.engine import random_models
@@ -48,6 +48,9 @@ class Pipeline:
     """Schedulers keep run state, so each generation builds its own from this config."""
     vae: AutoencoderKL | None = None
     """None: pixel-space model (latents = pixel_unshuffle(image, pixel_unshuffle))."""
+    text_encoder_2: CLIPTextModelWithProjection | None = None
+    """SDXL-class models: the second encoder (its projected pooled output conditions)."""
+    tokenizer_2: CLIPTokenizer | None = None
     pixel_unshuffle: int = 1
     random_weights: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -56,6 +59,10 @@ class Pipeline:
     def new_scheduler(self) -> SchedulerMixin:
         """A fresh scheduler: never share one between concurrent generations."""
         return self.scheduler_class.from_config(self.scheduler_config)
+
+    @property
+    def sdxl(self) -> bool:
+        return self.unet.config.addition_embed_type == "text_time"
 
     @property
     def latent_channels(self) -> int:
@@ -87,11 +94,19 @@ def _load_pretrained(variant: VariantConfig) -> dict[str, Any]:
     if folder is not None:
         has_vae = (folder / "vae").is_dir()
     scheduler_class = SCHEDULERS[variant.scheduler]
+    has_second = "text_encoder_2" in model_index if folder is None else (
+        (folder / "text_encoder_2").is_dir()
+    )
     return {
         "unet": UNet2DConditionModel.from_pretrained(where, subfolder="unet").eval(),
         "text_encoder": CLIPTextModel.from_pretrained(where, subfolder="text_encoder").eval(),
         "tokenizer": CLIPTokenizer.from_pretrained(where, subfolder="tokenizer"),
         "vae": AutoencoderKL.from_pretrained(where, subfolder="vae").eval() if has_vae else None,
+        "text_encoder_2": CLIPTextModelWithProjection.from_pretrained(
+            where, subfolder="text_encoder_2"
+        ).eval() if has_second else None,
+        "tokenizer_2": CLIPTokenizer.from_pretrained(where, subfolder="tokenizer_2")
+        if has_second else None,
         "scheduler_config": dict(scheduler_class.load_config(where, subfolder="scheduler")),
         "pixel_unshuffle": int(model_index.get("_argus_pixel_unshuffle", 1)),
     }
@@ -107,7 +122,7 @@ def load_pipeline(variant: VariantConfig, device: str = "cpu") -> Pipeline:
     else:
         parts = _load_pretrained(variant)
     target = torch.device(device)
-    for key in ("unet", "text_encoder", "vae"):
+    for key in ("unet", "text_encoder", "text_encoder_2", "vae"):
         if parts[key] is not None:
             parts[key] = parts[key].to(target).requires_grad_(False)
     return Pipeline(

@@ -12,7 +12,12 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+)
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from argus.engine.variants import RandomArch, random_arch
@@ -55,8 +60,13 @@ def build_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=TOKENIZER_MAX_LENGTH)
 
 
-def _text_encoder(a: RandomArch) -> CLIPTextModel:
-    config = CLIPTextConfig(
+SDXL_TIME_EMBED_DIM = 8
+SDXL_TIME_IDS = 6
+"""(original h, w, crop top, left, target h, w): SDXL's micro-conditioning."""
+
+
+def _text_config(a: RandomArch) -> CLIPTextConfig:
+    return CLIPTextConfig(
         vocab_size=EOS_TOKEN_ID + 1,
         hidden_size=a.text_dim,
         intermediate_size=2 * a.text_dim,
@@ -66,8 +76,8 @@ def _text_encoder(a: RandomArch) -> CLIPTextModel:
         bos_token_id=BOS_TOKEN_ID,
         eos_token_id=EOS_TOKEN_ID,
         pad_token_id=EOS_TOKEN_ID,
+        projection_dim=a.text_dim,
     )
-    return CLIPTextModel(config).eval()
 
 
 def _unet(a: RandomArch, latent_channels: int, sample_size: int) -> UNet2DConditionModel:
@@ -75,7 +85,14 @@ def _unet(a: RandomArch, latent_channels: int, sample_size: int) -> UNet2DCondit
     down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(a.channels) - 1)
     up = ("CrossAttnUpBlock2D",) * (len(a.channels) - 1) + ("UpBlock2D",)
     extra: dict[str, Any] = {}
-    if pixel:
+    if a.sdxl:  # pooled text + time ids added to the timestep embedding, as in SDXL
+        extra = {
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": SDXL_TIME_EMBED_DIM,
+            "projection_class_embeddings_input_dim": SDXL_TIME_IDS * SDXL_TIME_EMBED_DIM
+            + a.text_dim,
+        }
+    elif pixel:
         # Pooled prompt embedding added to the timestep embedding (contract A).
         extra = {
             "class_embed_type": "projection",
@@ -89,7 +106,7 @@ def _unet(a: RandomArch, latent_channels: int, sample_size: int) -> UNet2DCondit
         up_block_types=up,
         block_out_channels=a.channels,
         layers_per_block=1,
-        cross_attention_dim=a.text_dim,
+        cross_attention_dim=a.text_dim * (2 if a.sdxl else 1),
         attention_head_dim=4,
         norm_num_groups=a.norm_groups,
         **extra,
@@ -113,7 +130,8 @@ def build_random_components(name: str, resolution: int) -> dict[str, Any]:
     a = random_arch(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32(name.encode()))
-        text_encoder = _text_encoder(a)
+        text_encoder = CLIPTextModel(_text_config(a)).eval()
+        text_encoder_2 = CLIPTextModelWithProjection(_text_config(a)).eval() if a.sdxl else None
         if a.pixel_unshuffle:
             f = a.pixel_unshuffle
             vae = None
@@ -125,6 +143,8 @@ def build_random_components(name: str, resolution: int) -> dict[str, Any]:
         "unet": unet,
         "text_encoder": text_encoder,
         "tokenizer": build_tokenizer(),
+        "text_encoder_2": text_encoder_2,
+        "tokenizer_2": build_tokenizer() if a.sdxl else None,
         "vae": vae,
         "scheduler_config": dict(PIXEL_SCHEDULER if a.pixel_unshuffle else LATENT_SCHEDULER),
         "pixel_unshuffle": a.pixel_unshuffle or 1,

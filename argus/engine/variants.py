@@ -24,6 +24,8 @@ class RandomArch:
     pixel_unshuffle: int = 2
     """Pixel-space factor f (0 = SD-style latent model with a tiny VAE, factor 2)."""
     norm_groups: int = 8
+    sdxl: bool = False
+    """SDXL-class: two text encoders and `text_time` added conditioning."""
 
     @property
     def size_multiple(self) -> int:
@@ -34,6 +36,9 @@ RANDOM_ARCHS: dict[str, RandomArch] = {
     "pixel-small": RandomArch(channels=(16, 32), text_dim=32),
     "pixel-large": RandomArch(channels=(32, 64), text_dim=64),
     "latent-tiny": RandomArch(channels=(8, 16), text_dim=16, pixel_unshuffle=0, norm_groups=4),
+    "sdxl-tiny": RandomArch(
+        channels=(8, 16), text_dim=16, pixel_unshuffle=0, norm_groups=4, sdxl=True
+    ),
 }
 
 

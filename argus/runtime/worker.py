@@ -187,6 +187,15 @@ def warm_up(pipe: Pipeline, resolution: int) -> None:
     generate(pipe, [GenerationSpec("warm-up", 0, 1, resolution, resolution, guidance_scale=2.0)])
 
 
+def worker_device(worker_id: int) -> str:
+    """Spread workers over the GPUs when there are any, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{worker_id % torch.cuda.device_count()}"
+    return "cpu"
+
+
 def set_torch_threads(threads: int) -> None:
     """Must run before torch is imported in this process."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -204,7 +213,7 @@ def worker_process_main(worker_id: int, config_data: dict[str, Any], threads: in
     import argus.engine.generate  # noqa: F401  (torch, diffusers load before "ready")
     from argus.config import parse_config
 
-    worker = Worker(worker_id, parse_config(config_data))
+    worker = Worker(worker_id, parse_config(config_data), worker_device(worker_id))
     pending: list[Any] = []
     cancels: set[str] = set()
 

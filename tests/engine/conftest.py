@@ -21,7 +21,13 @@ def latent_pipe() -> Pipeline:
     return load_pipeline(tiny_variant("latent-tiny"))
 
 
-@pytest.fixture(params=["pixel", "latent"])
-def pipe(request: pytest.FixtureRequest, pixel_pipe: Pipeline, latent_pipe: Pipeline) -> Pipeline:
-    """Both latent layouts: pixel-space (pixel-unshuffle) and SD-style VAE latents."""
-    return pixel_pipe if request.param == "pixel" else latent_pipe
+@pytest.fixture(scope="session")
+def sdxl_pipe() -> Pipeline:
+    return load_pipeline(tiny_variant("sdxl-tiny"))
+
+
+@pytest.fixture(params=["pixel", "latent", "sdxl"])
+def pipe(request: pytest.FixtureRequest) -> Pipeline:
+    """Pixel-space (pixel-unshuffle, pooled class embedding), SD-style VAE latents, and
+    SDXL-class (two text encoders, `text_time` added conditioning)."""
+    return request.getfixturevalue(f"{request.param}_pipe")

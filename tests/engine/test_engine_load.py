@@ -16,33 +16,37 @@ from argus.engine.variants import size_multiple
 
 
 def save_folder(pipe: Pipeline, path: Path) -> Path:
-    """Write `pipe` as a contract-A variant folder (pixel-space: no vae/)."""
-    pipe.unet.save_pretrained(path / "unet")
-    pipe.text_encoder.save_pretrained(path / "text_encoder")
-    pipe.tokenizer.save_pretrained(path / "tokenizer")
-    DDIMScheduler(**pipe.scheduler_config).save_pretrained(path / "scheduler")
-    index = {
-        "_class_name": "StableDiffusionPipeline",
-        "_argus_pixel_unshuffle": pipe.pixel_unshuffle,
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "DDIMScheduler"],
+    """Write `pipe` as a diffusers-format variant folder (contract A)."""
+    index: dict = {"_class_name": "StableDiffusionPipeline"}
+    parts = {
+        "unet": pipe.unet, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer,
+        "vae": pipe.vae, "text_encoder_2": pipe.text_encoder_2, "tokenizer_2": pipe.tokenizer_2,
     }
+    for name, part in parts.items():
+        if part is not None:
+            part.save_pretrained(path / name)
+            index[name] = ["diffusers", type(part).__name__]
+    if pipe.vae is None:
+        index["_argus_pixel_unshuffle"] = pipe.pixel_unshuffle
+    DDIMScheduler(**pipe.scheduler_config).save_pretrained(path / "scheduler")
     (path / "model_index.json").write_text(json.dumps(index))
     return path
 
 
+@pytest.mark.parametrize("kind", ["pixel", "sdxl"])
 def test_folder_variant_loads_and_generates_like_the_original(
-    pixel_pipe: Pipeline, tmp_path: Path
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    folder = save_folder(pixel_pipe, tmp_path / "tiny")
+    original: Pipeline = request.getfixturevalue(f"{kind}_pipe")
+    folder = save_folder(original, tmp_path / kind)
     variant = tiny_variant(source=str(folder))
     loaded = load_pipeline(variant)
-    assert not loaded.random_weights and loaded.vae is None and loaded.pixel_unshuffle == 2
-    assert size_multiple(variant) == loaded.size_multiple == pixel_pipe.size_multiple
+    assert not loaded.random_weights and loaded.sdxl == original.sdxl
+    assert (loaded.vae is None) == (original.vae is None)
+    assert loaded.pixel_unshuffle == original.pixel_unshuffle
+    assert size_multiple(variant) == loaded.size_multiple == original.size_multiple
     s = GenerationSpec("a red circle", seed=3, steps=4, height=32, width=32, guidance_scale=2.0)
-    a, b = generate(pixel_pipe, [s])[0], generate(loaded, [s])[0]
+    a, b = generate(original, [s])[0], generate(loaded, [s])[0]
     assert np.abs(a.image - b.image).max() <= 1e-5
 
 
