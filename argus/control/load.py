@@ -1,4 +1,5 @@
-"""Arrival-rate estimation: a sliding window smoothed by an EWMA, plus burst headroom.
+"""Arrival-rate estimation: a sliding window, smoothed (up at once, down by an EWMA), plus burst
+headroom.
 
 `observe()` is O(1) per arrival (it bumps a per-second bucket); `forecast()` folds closed buckets
 into the EWMA and returns the rate to plan the next period for.
@@ -14,13 +15,17 @@ class LoadEstimator:
     def __init__(
         self,
         window_s: float = 30.0,
-        alpha: float = 0.3,
+        alpha: float = 0.15,
         headroom: float = 0.1,
         bucket_s: float = 1.0,
+        burst_s: float | None = None,
     ) -> None:
-        """`alpha`: EWMA weight of the newest window rate; `headroom`: extra share planned above
-        the forecast for bursts (DiffServe plans demand x 1.2)."""
+        """`alpha`: weight of the newest rate when the load falls; `headroom`: extra share
+        planned above the forecast (DiffServe plans demand x 1.2); `burst_s`: if set, at least
+        the busiest `burst_s`-second stretch of the window (bursts shorter than the queueing
+        slack are absorbed by queues; longer ones need capacity)."""
         self.window_s = window_s
+        self.burst_s = burst_s
         self.alpha = alpha
         self.headroom = headroom
         self.bucket_s = bucket_s
@@ -55,8 +60,30 @@ class LoadEstimator:
         span = (bucket - self._buckets[0][0]) * self.bucket_s
         return self._in_window / max(span, self.bucket_s)
 
+    def peak_rate(self) -> float:
+        """The highest mean rate over `burst_s`-second stretches of the closed buckets."""
+        if not self.burst_s or not self._buckets:
+            return 0.0
+        span = max(1, round(self.burst_s / self.bucket_s))
+        first = self._buckets[0][0]
+        counts = [0] * (self._buckets[-1][0] - first + 1)
+        for bucket, count in self._buckets:
+            counts[bucket - first] = count
+        running = sum(counts[:span])
+        best = running
+        for i in range(span, len(counts)):
+            running += counts[i] - counts[i - span]
+            best = max(best, running)
+        return best / (min(span, len(counts)) * self.bucket_s)
+
     def forecast(self, now: float) -> float:
-        """Rate to plan for: EWMA of window rates, not below the latest window, plus headroom."""
-        rate = self.window_rate(now)
-        self.ewma = rate if self.ewma is None else self.alpha * rate + (1 - self.alpha) * self.ewma
-        return max(self.ewma, rate) * (1 + self.headroom)
+        """Rate to plan for, plus headroom: the latest window rate (or the busiest burst stretch
+        in it, when `burst_s` is set) when it is higher than the smoothed rate; when lower, the
+        smoothed rate decays towards it by `alpha` per call (up fast, down slowly: a burst
+        gets capacity at once, and the plan does not flap back between bursts)."""
+        rate = max(self.window_rate(now), self.peak_rate())
+        if self.ewma is None or rate >= self.ewma:
+            self.ewma = rate
+        else:
+            self.ewma += self.alpha * (rate - self.ewma)
+        return self.ewma * (1 + self.headroom)

@@ -31,6 +31,9 @@ __all__ = ["ControlPlane", "profile_from_config"]
 
 QUALITY_SAMPLES = 64
 """Distinct predictions kept per class and period for the planner's quality matrix."""
+BURST_SHARE_OF_SLO = 0.5
+"""Plan for the busiest stretch of this share of the SLO in the load window: shorter bursts wait
+in queues within the deadline, longer ones need capacity."""
 SMOOTHING = 0.5
 """EWMA weight of the newest period's class shares and qualities."""
 
@@ -79,7 +82,8 @@ class ControlPlane:
         baselines and cascade discriminators; None in the live server."""
         self.queues = LevelQueues(table.variant, table.image_time_s)
         self.load = LoadEstimator(
-            window_s=config.control.load_window_s, headroom=config.control.burst_headroom
+            window_s=config.control.load_window_s, headroom=config.control.burst_headroom,
+            burst_s=BURST_SHARE_OF_SLO * self.slo_s if BURST_SHARE_OF_SLO else None,
         )
         num = len(table)
         self._variant_levels = [table.levels_of_variant(v) for v in range(len(table.load_time_s))]
