@@ -92,8 +92,10 @@ class ImagesService:
         self.runtime = runtime
         self.metrics = Metrics()
         self.images = ImageStore()
-        self.edge_cloud = EdgeCloudRouter.from_config(config.routing)
-        """Edge/cloud router (None unless `routing.enabled`)."""
+        self.edge_cloud = EdgeCloudRouter.from_config(
+            config.routing, registry=self.metrics.registry
+        )
+        """Edge/cloud router (None unless `routing.enabled`); its counters are in /metrics."""
 
     async def route_to_cloud(self, body: ImageGenerationBody, tenant: str, http: Request):
         """(cloud response, decision) if the router sends it to the cloud and the cloud

@@ -32,6 +32,8 @@ class RouteDecision:
     """The policy's score (predicted PRS for the RouteT2I policy)."""
     alpha: float | None = None
     """The threshold the score was compared with."""
+    cause: str = "policy"
+    """Why, as a metric label: policy, budget (window spent), local-only, cloud-failed."""
 
     def metadata(self) -> dict[str, float | str | None]:
         """The `argus.route` object of a response."""
@@ -165,7 +167,8 @@ class BudgetedRouter:
             decision = proposal
             if proposal.tier == "cloud" and not self._cloud_allowed(window, cap):
                 decision = RouteDecision(
-                    "edge", "cloud budget of the window spent", proposal.prs, proposal.alpha
+                    "edge", "cloud budget of the window spent", proposal.prs, proposal.alpha,
+                    "budget",
                 )
             window.append(decision.tier == "cloud")
         return decision

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter
+
 import argus
 from argus.config import RoutingConfig
 from argus.routing.predictor import load_predictor
@@ -54,21 +56,45 @@ def routing_policy(config: RoutingConfig) -> RoutingPolicy:
     return prs_policy(predictor.predict_prs, predictor.calibration_prs)
 
 
+class RoutingMetrics:
+    """Prometheus counters of routing, registered where the API renders its metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        registry = registry or CollectorRegistry()
+        self.decisions = Counter(
+            "argus_route_decisions_total", "Requests by the tier that served them and why",
+            ["tier", "cause"], registry=registry,
+        )
+        self.cloud_cost = Counter(
+            "argus_cloud_cost_total", "Accounted cost of successful cloud calls", registry=registry
+        )
+
+    def record(self, decision: RouteDecision, cost: float = 0.0) -> None:
+        self.decisions.labels(decision.tier, decision.cause).inc()
+        if cost:
+            self.cloud_cost.inc(cost)
+
+
 class EdgeCloudRouter:
-    def __init__(self, router: BudgetedRouter, cloud: CloudClient) -> None:
+    def __init__(self, router: BudgetedRouter, cloud: CloudClient,
+                 metrics: RoutingMetrics | None = None) -> None:
         self.router = router
         self.cloud = cloud
+        self.metrics = metrics or RoutingMetrics()
 
     @classmethod
     def from_config(
-        cls, config: RoutingConfig, policy: RoutingPolicy | None = None
+        cls,
+        config: RoutingConfig,
+        policy: RoutingPolicy | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> EdgeCloudRouter | None:
-        """The live router, or None when routing is disabled."""
+        """The live router, or None when routing is disabled; counters go to `registry`."""
         if not config.enabled:
             return None
         router = BudgetedRouter(policy or routing_policy(config), config.budget,
                                 config.window_requests, config.tenant_budgets)
-        return cls(router, CloudClient.from_config(config))
+        return cls(router, CloudClient.from_config(config), RoutingMetrics(registry))
 
     def local_only_reason(self, body: dict[str, Any]) -> str | None:
         """Why a request must stay on the edge whatever its prompt, or None."""
@@ -96,15 +122,22 @@ class EdgeCloudRouter:
         """
         pinned = self.local_only_reason(body)
         if pinned is not None:
-            return None, RouteDecision("edge", pinned)
+            decision = RouteDecision("edge", pinned, cause="local-only")
+            self.metrics.record(decision)
+            return None, decision
         decision = self.router.route(str(body.get("prompt", "")), tenant, budget)
         if decision.tier == "edge":
+            self.metrics.record(decision)
             return None, decision
         try:
             response = await self.cloud.generate(body, tenant)
         except CloudUnavailable as err:
             reason = f"cloud failed, served on the edge: {err}"
-            return None, dataclasses.replace(decision, tier="edge", reason=reason)
+            decision = dataclasses.replace(decision, tier="edge", reason=reason,
+                                           cause="cloud-failed")
+            self.metrics.record(decision)
+            return None, decision
+        self.metrics.record(decision, self.cloud.cost_per_call)
         if body.get("response_format") == "url" and to_url is not None:
             for item in response["data"]:
                 if "b64_json" in item:

@@ -89,6 +89,10 @@ def _route_then_lose_the_cloud(client: httpx.Client, edge_url: str, cloud: Local
     usage = client.get(f"{edge_url}/v1/routing").json()
     assert usage["enabled"] and usage["usage"]["succeeded"] == 1
     assert usage["usage"]["cost"] == pytest.approx(0.02)
+    metrics = client.get(f"{edge_url}/metrics").text
+    assert 'argus_route_decisions_total{cause="policy",tier="cloud"} 1.0' in metrics or (
+        'argus_route_decisions_total{tier="cloud",cause="policy"} 1.0' in metrics)
+    assert "argus_cloud_cost_total 0.02" in metrics
 
     cloud.stop()  # the cloud goes down: the edge degrades to its own workers, no error
     down = _post(client, edge_url, HARD)

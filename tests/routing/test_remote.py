@@ -116,6 +116,10 @@ async def test_router_falls_back_to_edge_when_cloud_is_down_or_slow(local_cloud)
     assert down["data"][0]["argus"]["tier"] == "edge"
     assert "breaker open" in down["data"][0]["argus"]["route"]["reason"]
     assert service.snapshot()["breaker"] == "open"
+    counts = {(s.labels["tier"], s.labels["cause"]): s.value
+              for metric in service.metrics.decisions.collect() for s in metric.samples
+              if s.name.endswith("_total")}
+    assert counts == {("cloud", "policy"): 1, ("edge", "cloud-failed"): 3}
     await service.aclose()
 
 
