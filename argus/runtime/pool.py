@@ -200,8 +200,14 @@ class LocalWorkerPool(WorkerPool):
 POOLS: dict[str, type[WorkerPool]] = {"local": LocalWorkerPool}
 
 
+def register_pool(name: str, cls: type[WorkerPool]) -> None:
+    """Make a backend selectable as `server.runtime: <name>` (e.g. a Ray pool). Its class is
+    built as `cls(config)` and must keep `WorkerPool`'s event guarantees."""
+    POOLS[name] = cls
+
+
 def pool_class(name: str) -> type[WorkerPool]:
-    """Backends chosen by name (`local`; `ray` registers itself here later)."""
+    """The backend registered under `name` (`local` built in)."""
     if name not in POOLS:
         raise ValueError(f"unknown runtime {name!r}; choose one of {sorted(POOLS)}")
     return POOLS[name]
