@@ -7,6 +7,7 @@ import pytest
 
 from argus.cli import main
 from argus.sim.run import SimulationSpec, simulate
+from argus.sim.traces import TRACE_NAMES
 
 FIELDS = ("requests", "served", "rejected", "slo_violation_ratio", "mean_relative_quality",
           "goodput_rps", "latency_p50_s", "latency_p99_s", "level_share", "intervals")
@@ -71,3 +72,14 @@ def test_interval_series_adds_up():
     assert sum(i["requests"] for i in s["intervals"]) == s["requests"]
     assert np.isclose(sum(i["goodput_rps"] * 30 for i in s["intervals"]),
                       s["goodput_rps"] * 120, atol=1e-2)
+
+
+@pytest.mark.parametrize("trace", TRACE_NAMES)
+def test_simulate_runs_on_every_shared_trace(trace, data_dir):
+    spec = SimulationSpec(trace, 2.0, 8, duration_s=60.0, seed=1, data_dir=data_dir,
+                          compress=trace in ("azure-functions", "servegen"))
+    s, _ = simulate(spec)
+    for field in FIELDS:
+        assert field in s
+    assert s["requests"] > 60
+    assert s["requests"] == s["served"] + s["rejected"] + s["unfinished"]
