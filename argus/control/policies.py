@@ -3,11 +3,18 @@ aligner turns the plan into a routing matrix, late requests move to faster compa
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from argus.control.aligner import align
 from argus.control.planner import MilpPlanner, PlannerSettings
 from argus.control.policy import Demand, Plan, Policy, register_policy
+
+REPLAN_TOLERANCE = 0.02
+"""Inputs that moved less than this (class rates: L1 change over the total; predicted quality:
+largest change) keep the previous plan without a solve: such a change cannot pass the planner's
+2% hysteresis, and steady load then costs no MILP per period."""
 
 
 @register_policy("argus")
@@ -18,6 +25,7 @@ class ArgusPolicy(Policy):
             plane.table, PlannerSettings(redirect_floor=plane.floor - plane.tolerance)
         )
         self._planned = False
+        self._last: tuple[np.ndarray, np.ndarray, Plan] | None = None
 
     def plan(self, now: float, demand: Demand) -> Plan:
         plane = self.plane
@@ -28,6 +36,9 @@ class ArgusPolicy(Policy):
             # Nothing measured yet: keep the current workers, each class at its own level.
             return Plan(time_s=now, workers=demand.workers, routing=np.eye(len(table)),
                         changed=False)
+        if self._unchanged(rates, demand):
+            assert self._last is not None
+            return replace(self._last[2], time_s=now, changed=False, solve_ms=0.0)
         current = demand.workers if self._planned else None
         alloc, changed = self.planner.plan(
             rates, demand.class_quality, plane.num_workers, current
@@ -40,7 +51,7 @@ class ArgusPolicy(Policy):
             demand.class_share, capacity_share, list(table.rank), demand.class_quality,
             plane.floor - plane.tolerance,
         )
-        return Plan(
+        plan = Plan(
             time_s=now,
             workers=alloc.workers,
             routing=routing,
@@ -51,3 +62,15 @@ class ArgusPolicy(Policy):
             changed=changed,
             info={"objective": alloc.objective},
         )
+        self._last = (rates, demand.class_quality, plan)
+        return plan
+
+    def _unchanged(self, rates: np.ndarray, demand: Demand) -> bool:
+        if self._last is None:
+            return False
+        last_rates, last_quality, last_plan = self._last
+        if not np.array_equal(demand.workers, last_plan.workers):
+            return False
+        moved = np.abs(rates - last_rates).sum() / max(last_rates.sum(), 1e-9)
+        drift = np.abs(demand.class_quality - last_quality).max()
+        return moved < REPLAN_TOLERANCE and drift < REPLAN_TOLERANCE
