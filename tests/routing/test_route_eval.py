@@ -78,3 +78,17 @@ def test_every_prompt_is_held_out_once_and_the_share_stays_in_budget(two_tier_pr
     assert result["cloud_share"] <= budget
     assert result["delta_p"] > result["delta_p_random"]
     assert result["details"]["baselines"]["oracle_prs"] >= result["delta_p"] - 0.1
+
+
+def test_default_tiers_are_the_full_level_and_the_fastest_other_variant(two_tier_profile):
+    from argus.control.profile import LevelProfile, VariantProfile
+    from argus.routing.evaluate import default_levels
+
+    assert default_levels(two_tier_profile) == ("s-50", "l-50")
+    mid = two_tier_profile.model_copy(update={
+        "variants": [*two_tier_profile.variants, VariantProfile(name="mid", load_time_s=1.0)],
+        "levels": [*two_tier_profile.levels,
+                   LevelProfile(name="m-50", variant="mid", steps=50, service_time_s={1: 0.7},
+                                mean_quality=0.9)],
+    })
+    assert default_levels(mid) == ("s-50", "l-50")  # tiny's best level is faster than mid's
