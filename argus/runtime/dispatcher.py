@@ -181,7 +181,6 @@ class Dispatcher(Runtime):
         if entry is None:
             return False
         if entry.worker_id is None:  # still queued
-            self.plane.cancel(request_id)
             self._finish(entry, error=GenerationCancelledError("cancelled while queued"))
         else:  # running: the worker stops at its next step boundary
             self.pool.send(entry.worker_id, CancelJobs((request_id,)))
@@ -284,7 +283,8 @@ class Dispatcher(Runtime):
         variant = None
         for request in batch:
             entry = self._entries.get(request.request_id)
-            if entry is None:  # finished meanwhile (e.g. cancelled); tell the plane it is gone
+            if entry is None:  # answered meanwhile: release it in the plane, run nothing
+                self.plane.complete(request, now)
                 continue
             level = self.config.level(request.level)
             variant = level.variant
@@ -438,6 +438,8 @@ class Dispatcher(Runtime):
                 self.plane.cancel(request.request_id)
             request.status = status
             request.reason = request.reason or str(error)
+        else:  # still queued (no-op if the plane already let go of it)
+            self.plane.cancel(request.request_id)
         self._entries.pop(request.request_id, None)
         entry.handle.finish(error=error)
 
