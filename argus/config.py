@@ -76,6 +76,9 @@ class ServerConfig(_Section):
     """Most requests the dispatcher hands one worker at once (the plane may give fewer)."""
     runtime: str = "local"
     """Worker-pool backend by name (`local` processes; `ray` later)."""
+    worker_stall_s: float = Field(default=600.0, gt=0.0)
+    """A busy worker silent this long (no step, no result) is hung: it is restarted and its
+    requests are retried like a crash's. Must exceed the slowest step and variant load."""
     max_prompt_chars: int = Field(default=2000, ge=1)
     max_n: int = Field(default=4, ge=1)
     max_size: int = Field(default=1024, ge=8)

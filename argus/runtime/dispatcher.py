@@ -107,6 +107,8 @@ class _WorkerState:
     """Variant known to be loaded (the worker reported it)."""
     request_ids: set[str] = field(default_factory=set)
     restarts: int = 0
+    last_heard_s: float = 0.0
+    """When it last sent an event (for the stall watchdog)."""
 
 
 class Dispatcher(Runtime):
@@ -255,6 +257,7 @@ class Dispatcher(Runtime):
             await asyncio.sleep(PUMP_PERIOD_S)
             try:
                 self.plane.tick(time.monotonic())
+                self._restart_stalled()
                 self._pump()
             except Exception:  # a planning bug must not stop serving
                 log.exception("dispatcher tick failed")
@@ -271,6 +274,19 @@ class Dispatcher(Runtime):
             else:
                 self._preload(worker_id, state)
         self._settle_rejected()
+
+    def _restart_stalled(self) -> None:
+        """A busy worker that has said nothing for `worker_stall_s` is hung (a crash would
+        have been noticed): restart it; its death then requeues its requests. Loading a
+        variant is silent, so the clock runs only once the batch's variant is loaded."""
+        limit = self.config.server.worker_stall_s
+        now = time.monotonic()
+        for worker_id, state in self._workers.items():
+            loading = state.loaded != state.variant
+            if state.batch_id is not None and not loading and now - state.last_heard_s > limit:
+                log.error("worker %d silent for %.0f s while busy; restarting it", worker_id, limit)
+                state.last_heard_s = now  # once per stall
+                self.pool.restart(worker_id)
 
     def _preload(self, worker_id: int, state: _WorkerState) -> None:
         variant = self.config.level(self.plane.worker_level(worker_id)).variant
@@ -294,6 +310,7 @@ class Dispatcher(Runtime):
         if not jobs or variant is None:
             return
         state.batch_id = next(self._batch_ids)
+        state.last_heard_s = now
         state.variant = variant
         state.request_ids = {job.request_id for job in jobs}
         self.pool.send(worker_id, RunBatch(state.batch_id, variant, tuple(jobs)))
@@ -335,6 +352,9 @@ class Dispatcher(Runtime):
             self._loop.call_soon_threadsafe(self._on_event, event)
 
     def _on_event(self, event: WorkerEvent) -> None:
+        worker = self._workers.get(getattr(event, "worker_id", -1))
+        if worker is not None:
+            worker.last_heard_s = time.monotonic()
         try:
             self._handle_event(event)
         except Exception:

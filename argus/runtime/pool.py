@@ -68,6 +68,10 @@ class WorkerPool(ABC):
         """Let workers finish their current batch, then end them (forcefully past timeout)."""
 
     @abstractmethod
+    def restart(self, worker_id: int) -> None:
+        """End a hung worker; it is then reported dead and restarted like a crashed one."""
+
+    @abstractmethod
     def pids(self) -> dict[int, int | None]:
         """Worker id -> process id (None while not running); for monitoring and tests."""
 
@@ -131,6 +135,12 @@ class LocalWorkerPool(WorkerPool):
             return
         with contextlib.suppress(OSError):  # a dead worker: the reader thread reports it
             conn.send(command)
+
+    def restart(self, worker_id: int) -> None:
+        with self._lock:
+            proc = self._procs.get(worker_id)
+        if proc is not None and proc.is_alive():
+            proc.kill()  # SIGKILL also ends a stopped or deadlocked process
 
     def pids(self) -> dict[int, int | None]:
         with self._lock:

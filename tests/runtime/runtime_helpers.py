@@ -23,6 +23,8 @@ T = TypeVar("T")
 SLOW_STEPS = 300
 CRASH_STEPS = 60
 """Long enough to kill a worker mid-run, short enough to rerun."""
+STALL_S = 4.0
+"""Busy workers silent this long are restarted (far above a tiny model's step time)."""
 
 
 def runtime_config(workers: int = 2, **server: Any) -> ArgusConfig:
@@ -38,7 +40,10 @@ def runtime_config(workers: int = 2, **server: Any) -> ArgusConfig:
             {"name": "crash", "variant": "tiny", "steps": CRASH_STEPS},
             {"name": "slow", "variant": "tiny", "steps": SLOW_STEPS},
         ],
-        "server": {"workers": workers, "threads_per_worker": 1, "slo_s": 120.0, **server},
+        "server": {
+            "workers": workers, "threads_per_worker": 1, "slo_s": 120.0,
+            "worker_stall_s": STALL_S, **server,
+        },
     })
 
 

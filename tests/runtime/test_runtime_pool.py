@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
 
 import pytest
 from PIL import Image
-from runtime_helpers import CRASH_STEPS, SLOW_STEPS, RuntimeThread, runtime_config
+from runtime_helpers import CRASH_STEPS, SLOW_STEPS, STALL_S, RuntimeThread, runtime_config
 
 from argus.runtime.base import (
     GenerationCancelledError,
@@ -127,6 +128,22 @@ def test_second_crash_fails_the_request_with_a_clear_error(rt: RuntimeThread) ->
         rt.outcome(handle, timeout_s=30)
 
 
+def test_hung_worker_is_restarted_and_its_request_retried(rt: RuntimeThread) -> None:
+    rt.wait_for(rt.runtime.ready, 60, "not ready")
+    deaths = rt.runtime.worker_deaths
+    handle = rt.submit(steps=CRASH_STEPS, seed=8)
+    wait_running(rt, handle)
+    _, pid = rt.worker_of(handle.request_id)
+    os.kill(pid, signal.SIGSTOP)  # alive but silent: only the stall watchdog can tell
+    try:
+        outcome = rt.outcome(handle, timeout_s=STALL_S + 30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert outcome.steps_run == CRASH_STEPS
+    assert rt.runtime.worker_deaths == deaths + 1
+
+
 def test_threads_never_oversubscribe_cores() -> None:
     cores = os.cpu_count() or 1
     for workers in (1, 2, 4):
@@ -135,7 +152,7 @@ def test_threads_never_oversubscribe_cores() -> None:
 
 
 def test_graceful_shutdown_drains_admitted_requests() -> None:
-    rt = RuntimeThread(runtime_config(workers=1))
+    rt = RuntimeThread(runtime_config(workers=1, worker_stall_s=600.0))
     handle = rt.submit(steps=10)  # admitted before the worker is even ready
     late = GenerationRequest(prompt="late", pinned_variant="tiny", pinned_steps=4)
 
