@@ -15,6 +15,8 @@ from argus.cache import band_k
 
 from .server_helpers import STEPS, CacheServer, pixels, server_config
 
+pytestmark = pytest.mark.slow  # two real servers: the slowest tests of the cache
+
 PROMPT = "a red circle above a blue square"
 SIMILAR = "a red circle below a blue square"
 DISSIMILAR = "mmmmmmmmmmmmmmmmmmmm"

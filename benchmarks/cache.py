@@ -1,0 +1,251 @@
+"""Approximate-cache benchmark: lookup latency by index size, insert throughput, memory per entry.
+
+    python benchmarks/cache.py                      # 10k, 100k, 1M entries (a few minutes)
+    python benchmarks/cache.py --sizes 10000 100000 --dim 96
+
+Prints one JSON object per line:
+- `cache_lookup` per size: p50/p99 of one nearest-neighbour search (top_k as configured) of a
+  partition index holding N random unit vectors of the shapes text encoder's width; the index
+  is what grows with N (flat below `hnsw_threshold`, HNSW above). Also build time, recall@1 of
+  a slightly perturbed stored vector, and index bytes per entry.
+- `cache_probe`: p50/p99 of a full `ApproximateCache.probe` (index search + reading and
+  checksum-verifying the hit's latents from disk) on an on-disk store.
+- `cache_insert`: synchronous stores per second (safetensors write + index add) and bytes per
+  entry on disk and in memory.
+
+Runs on one thread (faiss), like a serving front end next to its workers. `p50_ms`/`p99_ms` are
+wall-clock; `cpu_p*_ms` count only this thread's CPU time, which separates the index's own cost
+from preemption on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import tempfile
+import time
+import tracemalloc
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from argus.cache import ApproximateCache, Generation, capture_steps  # noqa: E402
+from argus.cache.index import VectorIndex  # noqa: E402
+from argus.config import CacheConfig, parse_config  # noqa: E402
+
+SHAPES_TEXT_DIM = 96
+"""Pooled width of the shapes family's text encoder (argus/shapes/model.py)."""
+SHAPES_LATENT = (12, 16, 16)
+"""Pixel-unshuffled 32x32 RGB (contract A, f=2): one stored step's latents."""
+
+
+def unit_vectors(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def percentiles_ms(samples_s: list[float]) -> tuple[float, float]:
+    p50, p99 = np.percentile(np.asarray(samples_s) * 1e3, [50, 99])
+    return round(float(p50), 4), round(float(p99), 4)
+
+
+def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    vectors = unit_vectors(n, dim, rng)
+    index = VectorIndex(dim, config.hnsw_threshold, config.hnsw_m, config.hnsw_ef_search)
+    t0 = time.perf_counter()
+    index.add([str(i) for i in range(n)], vectors)  # flat add, then the HNSW switch if due
+    build_s = time.perf_counter() - t0
+    picks = rng.integers(0, n, queries)
+    noisy = vectors[picks] + 0.02 * rng.standard_normal((queries, dim), dtype=np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    for q in noisy[:50]:  # warm up
+        index.search(q, config.top_k)
+    times, cpu_times, found = [], [], 0
+    for q, pick in zip(noisy, picks, strict=True):
+        c, t = time.thread_time(), time.perf_counter()
+        result = index.search(q, config.top_k)
+        times.append(time.perf_counter() - t)
+        cpu_times.append(time.thread_time() - c)
+        found += bool(result) and result[0][0] == str(pick)
+    p50, p99 = percentiles_ms(times)
+    return {
+        "bench": "cache_lookup",
+        "entries": n,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "cpu_p50_ms": percentiles_ms(cpu_times)[0],
+        "cpu_p99_ms": percentiles_ms(cpu_times)[1],
+        "index": "hnsw" if index.is_hnsw else "flat",
+        "dim": dim,
+        "top_k": config.top_k,
+        "recall_at_1": round(found / queries, 4),
+        "build_s": round(build_s, 2),
+        "index_inserts_per_s": round(n / build_s),
+        "index_bytes_per_entry": round(index.memory_bytes() / n),
+    }
+
+
+def bench_store(entries: int, dim: int, queries: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    vectors = unit_vectors(entries, dim, rng)
+    steps = 50
+    with tempfile.TemporaryDirectory() as tmp:
+        config = parse_config({
+            "variants": [{"name": "v", "source": "random:pixel-large", "default_steps": steps,
+                          "resolution": 32}],
+            "levels": [{"name": "full", "variant": "v", "steps": steps}],
+            "cache": {"dir": tmp, "capacity_bytes": 64 * 1024**3},
+        })
+        cache = ApproximateCache(config, lambda prompts: vectors[:1])
+        bands = capture_steps(steps, config.cache)
+        latents = {k: rng.standard_normal(SHAPES_LATENT, dtype=np.float32) for k in bands}
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        for i in range(entries):
+            generation = Generation(f"prompt {i}", "bench", "v", 32, steps, seed=i, guidance=3.0)
+            cache.store(generation, latents, vectors[i])
+        insert_s = time.perf_counter() - t0
+        memory, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        times, hits = [], 0
+        for i in rng.integers(0, entries, queries):
+            generation = Generation("query", "bench", "v", 32, steps)
+            t = time.perf_counter()
+            hit = cache.probe(generation, vectors[i])
+            times.append(time.perf_counter() - t)
+            hits += hit is not None
+        cache.close()
+        disk = cache.bytes_used
+    p50, p99 = percentiles_ms(times)
+    return [
+        {
+            "bench": "cache_probe",
+            "entries": entries,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "hits": hits,
+            "queries": queries,
+            "note": "index search + read and checksum the hit's latents from disk",
+        },
+        {
+            "bench": "cache_insert",
+            "entries": entries,
+            "inserts_per_s": round(entries / insert_s, 1),
+            "steps_per_entry": len(bands),
+            "latent_shape": list(SHAPES_LATENT),
+            "disk_bytes_per_entry": round(disk / entries),
+            "memory_bytes_per_entry": round(memory / entries),
+        },
+    ]
+
+
+def lexical_embed(prompts: list[str], dim: int = 512) -> np.ndarray:
+    """Hashed TF-IDF of word unigrams and bigrams, L2-normalised: a lexical stand-in for the
+    CLIP text similarity NIRVANA used (no pretrained CLIP can be loaded here)."""
+    docs = []
+    for prompt in prompts:
+        words = re.findall(r"[a-z0-9]+", prompt.lower())
+        docs.append(words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)])
+    frequency = Counter(term for doc in docs for term in set(doc))
+    out = np.zeros((len(prompts), dim), dtype=np.float32)
+    for row, doc in enumerate(docs):
+        for term, count in Counter(doc).items():
+            idf = np.log((1 + len(docs)) / (1 + frequency[term])) + 1
+            out[row, zlib.crc32(term.encode()) % dim] += (1 + np.log(count)) * idf
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def read_prompts(name: str, data_dir: Path) -> list[str]:
+    if name == "partiprompts":
+        with (data_dir / "partiprompts" / "PartiPrompts.tsv").open(newline="") as f:
+            return [row["Prompt"] for row in csv.DictReader(f, delimiter="\t")]
+    with (data_dir / "coco30k_captions" / "coco_30k.csv").open(newline="") as f:
+        return [row["prompt"] for row in csv.DictReader(f)]
+
+
+def bench_hit_rate(name: str, data_dir: Path, max_entries: int, seed: int) -> dict:
+    """Replay a prompt set in order through the real cache: each prompt is looked up (similar
+    prompts of one tenant, NIRVANA bands at 50 steps, no cap); a miss is generated and stored."""
+    prompts = read_prompts(name, data_dir)
+    vectors = lexical_embed(prompts)
+    steps = 50
+    latents = {k: np.zeros((1, 4, 4), np.float32) for k in (5, 10, 15, 20, 25)}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {
+            "variants": [{"name": "v", "source": "random:pixel-large", "default_steps": steps,
+                          "resolution": 32}],
+            "levels": [{"name": "full", "variant": "v", "steps": steps}],
+            "cache": {"dir": tmp},
+        }
+        probe = ApproximateCache(parse_config(data), lambda p: vectors[:1])
+        size = probe.entry(probe.store(Generation("x", "t", "v", 32, steps), latents,
+                                       vectors[0])).nbytes
+        probe.close()
+        data["cache"] = {"dir": str(Path(tmp) / "replay"), "capacity_bytes": size * max_entries}
+        cache = ApproximateCache(parse_config(data), lambda p: vectors[:1])
+        by_k: Counter[int] = Counter()
+        saved = 0
+        for i, prompt in enumerate(prompts):
+            generation = Generation(prompt, "replay", "v", 32, steps)
+            hit = cache.lookup(generation, embedding=vectors[i])
+            if hit is None:
+                cache.store(generation, latents, vectors[i])
+            else:
+                by_k[hit.k] += 1
+                saved += hit.k
+        cache.close()
+    hits = sum(by_k.values())
+    return {
+        "bench": "cache_hit_rate",
+        "prompts": name,
+        "requests": len(prompts),
+        "distinct_prompts": len(set(prompts)),
+        "embedding": "hashed word 1-2-gram tf-idf (512-d)",
+        "max_entries": max_entries,
+        "hit_rate": round(hits / len(prompts), 4),
+        "hits_by_k": {str(k): by_k[k] for k in sorted(by_k)},
+        "steps_saved_share": round(saved / (steps * len(prompts)), 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dim", type=int, default=SHAPES_TEXT_DIM)
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--store-entries", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--hit-rate", nargs="*", default=[], choices=["partiprompts", "coco30k_captions"],
+        help="also replay these prompt sets from ../shared/data and report the hit rate",
+    )
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--max-entries", type=int, default=8192,
+                        help="cache size for the replay (8192 x 62 KB shapes latents = 512 MB)")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(1)
+    config = CacheConfig()
+    for n in args.sizes:
+        print(json.dumps(bench_lookup(n, args.dim, args.queries, config, args.seed)), flush=True)
+    if args.store_entries:
+        for line in bench_store(args.store_entries, args.dim, args.queries, args.seed):
+            print(json.dumps(line), flush=True)
+    for name in args.hit_rate:
+        print(json.dumps(bench_hit_rate(name, args.data_dir, args.max_entries, args.seed)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
