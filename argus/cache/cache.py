@@ -312,9 +312,8 @@ class ApproximateCache:
                 still_there = entry_id in self._entries
             if still_there:  # not merely evicted while we read it
                 log.warning("cache: dropping damaged entry %s: %s", entry_id, err)
-                self.metrics.corrupt.inc()
-                self.metrics.misses.labels(reason="corrupt").inc()
-                self._remove(entry_id)
+                self.metrics.corrupt.inc()  # the lookup itself counts as a miss if no
+                self._remove(entry_id)  # other candidate serves
             return None
 
     # ---- write side ------------------------------------------------------------------------

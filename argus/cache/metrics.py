@@ -35,7 +35,8 @@ class CacheMetrics:
         )
         self.misses = Counter(
             "argus_cache_misses",
-            "Lookups not served from the cache, by reason.",
+            "Lookups not served from the cache: no_match (nothing similar enough, damaged "
+            "entries included) or capped (the level's K allows no stored step).",
             ["reason"],
             registry=registry,
         )

@@ -230,6 +230,7 @@ def test_damaged_entry_is_a_counted_miss_and_removed(make_cache: CacheFactory, d
     damage(path)
     assert lookup(cache, "p", base, seed=7, guidance=3.0) is None  # exact path
     assert sample(cache, "argus_cache_corrupt_entries_total") == 1
+    assert sample(cache, "argus_cache_misses_total", reason="no_match") == 1
     assert len(cache) == 0 and cache.bytes_used == 0
     assert not path.exists() and not path.with_suffix(".json").exists()
     assert lookup(cache, "p", base) is None  # similar path: nothing left to find
