@@ -89,6 +89,26 @@ def test_cancel_queued_request(rt: RuntimeThread) -> None:
     assert not rt.call(rt.runtime.cancel(queued.request_id))  # already gone
 
 
+def test_queued_requests_run_as_one_batch_and_cancel_one_of_them(rt: RuntimeThread) -> None:
+    blockers = [rt.submit(steps=SLOW_STEPS, seed=s) for s in (1, 2)]
+    for b in blockers:
+        wait_running(rt, b)
+    first, second = rt.submit(steps=CRASH_STEPS, seed=21), rt.submit(steps=CRASH_STEPS, seed=22)
+    rt.call(rt.runtime.cancel(blockers[0].request_id))  # frees one worker for both
+    wait_running(rt, first)
+    wait_running(rt, second)
+    worker_a, _ = rt.worker_of(first.request_id)
+    assert rt.worker_of(second.request_id)[0] == worker_a  # one batch on one worker
+    rt.call(rt.runtime.cancel(first.request_id))
+    with pytest.raises(GenerationCancelledError):
+        rt.outcome(first, timeout_s=10)
+    assert rt.outcome(second, timeout_s=60).steps_run == CRASH_STEPS  # its batch mate went on
+    rt.call(rt.runtime.cancel(blockers[1].request_id))
+    for b in blockers:
+        with pytest.raises(GenerationCancelledError):
+            rt.outcome(b, timeout_s=10)
+
+
 def test_worker_crash_retries_request_and_restarts_worker(rt: RuntimeThread) -> None:
     deaths = rt.runtime.worker_deaths
     handle = rt.submit(steps=CRASH_STEPS, seed=3)
