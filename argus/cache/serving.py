@@ -7,7 +7,7 @@ The dispatcher calls it at three points, all on the API process' event loop:
   prompt, seed, variant, resolution, guidance) resumes from its entry's deepest stored step at the
   variant's full step count whatever the level; a similar prompt resumes at its band's K, capped
   by the level's `cache_k` (0 on levels without caching, so pinned/high-quality requests never get
-  a similar-prompt latent); a miss at full steps asks the worker to capture the band steps;
+  a similar-prompt latent); a miss asks the worker to capture the band steps of its N;
 - `store` after completion: the captured latents go to the cache's background writer.
 
 Workers never touch the cache: latents travel in `Job.start_latents` and `JobDone.captured`.
@@ -172,8 +172,10 @@ class CacheServing:
             return resumed, _info(hit)
         for _ in range(job.n - 1):  # every image slot is one lookup
             self.cache.accept(None)
-        full_quality = job.steps == variant.default_steps and job.start_step == 0
-        capture = tuple(self.cache.capture_steps(job.steps)) if full_quality else ()
+        # Every run from noise is kept, under its own step count: full-quality runs serve all
+        # levels of N steps; a step-reduced level's runs serve its own repeats (the plane often
+        # serves most traffic there, so storing only full runs would leave the cache empty).
+        capture = tuple(self.cache.capture_steps(job.steps)) if job.start_step == 0 else ()
         return dataclasses.replace(job, capture_steps=capture), _miss_info(request)
 
     def _exact_repeat(

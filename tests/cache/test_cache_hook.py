@@ -77,11 +77,21 @@ def test_miss_at_full_steps_captures_band_steps_and_is_stored(hook: CacheServing
     assert len(hook.cache) == 1
 
 
-def test_step_reduced_and_resumed_runs_are_not_stored(hook: CacheServing):
-    job, info, request = serve(hook, PROMPT, "fast")
-    assert job.capture_steps == ()
+def test_step_reduced_runs_are_stored_under_their_own_steps(hook: CacheServing):
+    job, _, request = serve(hook, PROMPT, "fast", seed=2)
+    assert job.capture_steps == (1, 2)  # the bands scaled to 4 steps
     complete(hook, job, request)
-    assert len(hook.cache) == 0
+    assert len(hook.cache) == 1
+    job, info, _ = serve(hook, PROMPT, "fast", seed=2)
+    assert info.hit and (job.steps, job.start_step) == (4, 2)
+
+
+def test_resumed_runs_are_not_stored(hook: CacheServing):
+    complete(hook, *_job_and_request(serve(hook, PROMPT, "full", seed=4)))
+    job, info, request = serve(hook, SIMILAR, "k5", seed=9)
+    assert info.hit and job.capture_steps == ()
+    complete(hook, job, request)
+    assert len(hook.cache) == 1
 
 
 def test_exact_repeat_resumes_at_full_steps_even_on_a_reduced_level(hook: CacheServing):
