@@ -104,6 +104,12 @@ class CacheServing:
     # -- before admission ---------------------------------------------------------------------
 
     def annotate(self, request: Request, spec: GenerationRequest) -> None:
+        try:
+            self._annotate(request, spec)
+        except Exception:  # the cache must never fail a request: admit it as a miss
+            log.exception("cache: annotate failed for %s", request.request_id)
+
+    def _annotate(self, request: Request, spec: GenerationRequest) -> None:
         variant = self._likely_variant(spec)
         size = spec.width or variant.resolution
         if not self.cache.config.enabled or (spec.height or variant.resolution) != size:
@@ -225,9 +231,13 @@ class CacheServing:
             return
         variant = self.config.level(request.level).variant
         for i, captured in enumerate(done.captured):
-            if captured:
-                generation = self._generation(request, job, variant, job.steps, job.seed + i)
+            if not captured:
+                continue
+            generation = self._generation(request, job, variant, job.steps, job.seed + i)
+            try:
                 self.cache.store_async(generation, captured)
+            except Exception:  # losing one entry must not fail the finished request
+                log.exception("cache: store failed for %s", request.request_id)
 
 
 def _info(hit: CacheHit) -> CacheInfo:

@@ -161,3 +161,21 @@ def test_embedding_variant_is_the_cache_levels_variant(tmp_path: Path):
 def _job_and_request(served: tuple[Job, object, Request]) -> tuple[Job, Request]:
     job, _, request = served
     return job, request
+
+
+def test_a_failing_encoder_means_misses_not_errors(tmp_path: Path):
+    def broken(prompts):
+        raise RuntimeError("encoder exploded")
+
+    config = hook_config(tmp_path / "cache")
+    cache = ApproximateCache(config, broken, registry=CollectorRegistry())
+    try:
+        hook = CacheServing(config, cache)
+        job, info, request = serve(hook, PROMPT, "k5")
+        assert not info.hit and request.cache_similarity is None and job.start_step == 0
+        complete(hook, job, request)  # the store needs an embedding: dropped, not raised
+        assert len(cache) == 0
+        assert cache.metrics.registry.get_sample_value(
+            "argus_cache_stores_total", {"outcome": "error"}) == 1
+    finally:
+        cache.close()
