@@ -36,8 +36,16 @@ def to_latents(images: np.ndarray) -> torch.Tensor:
     return F.pixel_unshuffle(x, PIXEL_UNSHUFFLE)
 
 
+def foreground(images: np.ndarray) -> torch.Tensor:
+    """Share of object (non-white, non-black) pixels per latent pixel, (B, 1, H/2, W/2)."""
+    plain = np.all(images == 255, -1) | np.all(images == 0, -1)
+    mask = torch.from_numpy(~plain).float()[:, None]
+    return F.avg_pool2d(mask, PIXEL_UNSHUFFLE)
+
+
 class TrainBatches(torch.utils.data.IterableDataset):
-    """Endless (latents, token ids) batches; each DataLoader worker has its own seeded stream."""
+    """Endless (latents, token ids, foreground share) batches; each DataLoader worker has its own
+    seeded stream."""
 
     def __init__(self, tokenize: FastTokenizer, batch: int, seed: int, null_caption_p: float):
         super().__init__()
@@ -46,10 +54,10 @@ class TrainBatches(torch.utils.data.IterableDataset):
         self.seed = seed
         self.null_caption_p = null_caption_p
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         worker = 0 if info is None else info.id
         rng = np.random.default_rng([self.seed, worker])
         while True:
             images, captions = sample_batch(rng, self.batch, self.null_caption_p)
-            yield to_latents(images), self.tokenize(captions)
+            yield to_latents(images), self.tokenize(captions), foreground(images)
