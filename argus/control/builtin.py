@@ -13,10 +13,16 @@ MODELLED (no published number): the quality of SD1.5, small-sd, tiny-sd and of s
 relative to SDXL, the service times of small-sd (0.65 x SD1.5) and tiny-sd (0.5 x SD1.5) and of
 step-reduced levels (proportional to steps), and the per-prompt spread (`quality_std`). The
 profile is therefore labelled `quality_source="modelled"`.
+Per-prompt table (modelled): the 1,632 PartiPrompts (Apache-2.0, Yu et al. 2022, shipped in
+`argus/assets/prompts/`), each with a quality per level from its text complexity
+(`argus.sim.quality`: mean_l - std_l x difficulty, difficulty 0.8-correlated with the text); cache
+levels hold their in-band value, discounted per request by its cache similarity.
 """
 
 from __future__ import annotations
 
+import csv
+from functools import lru_cache
 from pathlib import Path
 
 from argus.config import ArgusConfig
@@ -44,12 +50,21 @@ def _level(
     )
 
 
-def a100_sdxl() -> Profile:
+def a100_sdxl(with_prompts: bool = True) -> Profile:
+    """The profile with its modelled per-prompt table (built once per process); without it,
+    per-level means only (predictors then see cache similarity alone)."""
+    levels = _a100_levels()
+    return levels.model_copy(update={"prompts": list(_a100_prompt_rows())}) if with_prompts \
+        else levels
+
+
+def _a100_levels() -> Profile:
     sdxl_b1 = 4.2
     levels = [
         _level(
             f"sdxl-k{k}", "sdxl", 50, k,
-            {b: sdxl_b1 * (50 - k) / 50 * r for b, r in SDXL_BATCH_RATIO.items()}, q, 0.02,
+            {b: sdxl_b1 * (50 - k) / 50 * r for b, r in SDXL_BATCH_RATIO.items()}, q,
+            0.02 if k else 0.0,
         )
         for k, q in SDXL_K_QUALITY.items()
     ]
@@ -81,6 +96,23 @@ def a100_sdxl() -> Profile:
         similarity_distribution=PUBLISHED_SIMILARITY,
         notes=__doc__ or "",
     )
+
+
+PROMPT_SET = Path(__file__).resolve().parents[1] / "assets" / "prompts" / "PartiPrompts.tsv"
+
+
+def builtin_prompts() -> list[str]:
+    """The shipped PartiPrompts texts (1,632)."""
+    with PROMPT_SET.open(newline="") as handle:
+        return [row["Prompt"] for row in csv.DictReader(handle, delimiter="\t") if row["Prompt"]]
+
+
+@lru_cache(maxsize=1)
+def _a100_prompt_rows() -> tuple:
+    from argus.sim.quality import modelled_prompt_table  # the quality model lives with the sim
+
+    table = modelled_prompt_table(_a100_levels(), builtin_prompts(), seed=0, in_band=True)
+    return tuple(table.prompts)
 
 
 BUILTIN_PROFILES = {"a100-sdxl": a100_sdxl}

@@ -4,7 +4,9 @@ relative quality at every level, fitted on a profile's per-prompt table.
 Features (all cheap, deterministic across processes):
 - hashed word unigrams and bigrams (crc32 into `HASH_DIM` buckets, L2-normalised): what the
   prompt asks for (counts, relations, styles) drives which approximations it tolerates;
-- log word count;
+- log word count and generic structure counts (log1p of commas, conjunctions, prepositions,
+  number words/digits, quoted spans): closed-class words that generalise to unseen prompts, while
+  the hashed words learn which content words make a prompt hard;
 - cache similarity s (0 when unknown), a missing-similarity flag, and for every cache band
   threshold t the shortfall max(0, t - s): quality at a cache level falls once s drops below
   the band its skip K needs.
@@ -30,12 +32,20 @@ from argus.control.predictor import (
     DEFAULT_BANDS,
     ProfilePredictor,
     band_threshold,
+    cache_level_quality,
     optimal_level,
 )
 from argus.control.profile import Profile, PromptQuality
 from argus.types import Request
 
 HASH_DIM = 512
+_CONJUNCTIONS = frozenset(("and", "with", "while", "or", "plus"))
+_PREPOSITIONS = frozenset((
+    "on", "in", "under", "over", "above", "below", "behind", "beside", "next", "near", "between",
+    "inside", "across", "through", "around", "against", "left", "right", "front", "top", "of",
+))
+_NUMBERS = frozenset(("one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                      "ten", "several", "many", "pair", "dozen"))
 RIDGES = (0.1, 1.0, 10.0, 100.0, 1000.0)
 """Candidate ridge strengths; `fit` picks one on an inner validation split."""
 FORMAT = "argus-linear-predictor/1"
@@ -61,10 +71,28 @@ def featurise(
     norm = np.linalg.norm(hashed)
     if norm > 0:
         hashed /= norm
+    return np.concatenate([hashed, _structure(prompt, words), similarity_features(similarity,
+                                                                                    thresholds)])
+
+
+TEXT_EXTRA = 6
+"""Structure features after the hashed words (see `_structure`)."""
+
+
+def _structure(prompt: str, words: list[str]) -> list[float]:
+    return [
+        math.log1p(len(words)),
+        math.log1p(prompt.count(",")),
+        math.log1p(sum(w in _CONJUNCTIONS for w in words)),
+        math.log1p(sum(w in _PREPOSITIONS for w in words)),
+        math.log1p(sum(w in _NUMBERS or w.isdigit() for w in words)),
+        math.log1p(prompt.count('"') // 2),
+    ]
+
+
+def similarity_features(similarity: float | None, thresholds: Sequence[float]) -> list[float]:
     s = 0.0 if similarity is None else similarity
-    extra = [math.log1p(len(words)), s, 1.0 if similarity is None else 0.0]
-    extra += [max(0.0, t - s) for t in thresholds]
-    return np.concatenate([hashed, extra])
+    return [s, 1.0 if similarity is None else 0.0] + [max(0.0, t - s) for t in thresholds]
 
 
 @dataclass
@@ -105,11 +133,11 @@ class LinearPredictor:
         order = np.random.default_rng(seed).permutation(len(rows))
         cut = max(1, len(rows) // 5)
         val, train = order[:cut], order[cut:]
+        on_train = _RidgePath(x[train], y[train])
         best = min(
-            ridges,
-            key=lambda r: np.abs(_predict(x[val], *_ridge(x[train], y[train], r)) - y[val]).mean(),
+            ridges, key=lambda r: np.abs(_predict(x[val], *on_train.solve(r)) - y[val]).mean()
         )
-        weights, bias = _ridge(x, y, best)
+        weights, bias = _RidgePath(x, y).solve(best)
         return cls(list(table.names), weights, bias, thresholds)
 
     def save(self, path: str | Path) -> None:
@@ -134,11 +162,19 @@ class LinearPredictor:
                    data["thresholds"], data["hash_dim"], data.get("metrics"))
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc = x - x_mean
-    weights = np.linalg.solve(xc.T @ xc + strength * np.eye(x.shape[1]), xc.T @ (y - y_mean))
-    return weights, y_mean - x_mean @ weights
+class _RidgePath:
+    """Ridge solutions for several strengths from one Gram matrix."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x_mean, self.y_mean = x.mean(axis=0), y.mean(axis=0)
+        xc = x - self.x_mean
+        self.gram = xc.T @ xc
+        self.target = xc.T @ (y - self.y_mean)
+
+    def solve(self, strength: float) -> tuple[np.ndarray, np.ndarray]:
+        ridge = self.gram + strength * np.eye(len(self.gram))
+        weights = np.linalg.solve(ridge, self.target)
+        return weights, self.y_mean - self.x_mean @ weights
 
 
 def _predict(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -191,6 +227,10 @@ def train_and_evaluate(
     cut = max(1, int(round(len(rows) * holdout)))
     test = [rows[i] for i in order[:cut]]
     train = [rows[i] for i in order[cut:]]
+    # Split by prompt first, then give in-band rows their cache similarities.
+    train_prompts = len(train)
+    train = with_similarity(profile, table, train, seed, bands, band_steps)
+    test = with_similarity(profile, table, test, seed + 1, bands, band_steps, draws=1)
     model = LinearPredictor.fit(table, train, bands, band_steps, seed=seed)
     truth = quality_matrix(table, test)
     predicted = model.predict_many([r.prompt for r in test], [r.similarity for r in test])
@@ -203,11 +243,110 @@ def train_and_evaluate(
     metrics = {
         "profile": profile.name,
         "quality_source": profile.quality_source,
-        "train_prompts": len(train),
-        "heldout_prompts": len(test),
+        "train_prompts": train_prompts,
+        "heldout_prompts": cut,
         "floor": floor,
         **evaluate(table, predicted, truth, floor),
         "baseline_profile_means": evaluate(table, baseline, truth, floor),
     }
     model.metrics = metrics
     return model, metrics
+
+
+SIMILARITY_DRAWS = 2
+"""Cache similarities drawn per in-band row for training (the text part is shared)."""
+
+
+def with_similarity(
+    profile: Profile,
+    table: LevelTable,
+    rows: Sequence[PromptQuality],
+    seed: int = 0,
+    bands: Sequence[tuple[float, int]] = DEFAULT_BANDS,
+    band_steps: int = DEFAULT_BAND_STEPS,
+    draws: int = SIMILARITY_DRAWS,
+) -> list[PromptQuality]:
+    """Rows of an in-band table (modelled, no similarity: cache levels hold their in-band value)
+    become `draws` rows each with a cache similarity from the profile's distribution and cache
+    levels discounted by it, as the simulator does per request; other rows are returned as is."""
+    from argus.sim.quality import is_in_band_table, sample_similarity
+
+    if not rows or not is_in_band_table(profile) or not profile.similarity_distribution:
+        return list(rows)
+    rng = np.random.default_rng(seed)
+    sims = sample_similarity(profile.similarity_distribution, len(rows) * draws, rng)
+    assert sims is not None
+    thresholds = [band_threshold(k, n, bands, band_steps)
+                  for k, n in zip(table.cache_k, table.steps, strict=True)]
+    out = []
+    for i, sim in enumerate(sims.tolist()):
+        row = rows[i % len(rows)]
+        quality = {
+            name: cache_level_quality(row.quality.get(name, mean), thr, sim) if k > 0
+            else row.quality.get(name, mean)
+            for name, mean, thr, k in zip(table.names, table.mean_quality, thresholds,
+                                          table.cache_k, strict=True)
+        }
+        out.append(PromptQuality(prompt=row.prompt, quality=quality, similarity=sim))
+    return out
+
+
+class CachedLinearPredictor:
+    """A `LinearPredictor` for the hot path: the model is additive in its text and similarity
+    features, so each prompt's text part and each similarity bucket's part (1/200 steps) are
+    computed once; a (prompt, bucket) pair returns the same dict object (`stable_outputs`)."""
+
+    stable_outputs = True
+    MAX_ENTRIES = 200_000
+
+    def __init__(self, model: LinearPredictor) -> None:
+        self.model = model
+        self.levels = list(model.levels)
+        self._split = model.hash_dim + TEXT_EXTRA
+        self._text: dict[str, np.ndarray] = {}
+        self._sim: dict[int, np.ndarray] = {}
+        self._cache: dict[tuple[str, int], dict[str, float]] = {}
+
+    def predict(self, request: Request) -> dict[str, float]:
+        s = request.cache_similarity
+        bucket = -1 if s is None else round(s * 200)
+        key = (request.prompt, bucket)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if len(self._cache) >= self.MAX_ENTRIES:
+            self._cache.clear()
+        text = self._text.get(request.prompt)
+        if text is None:
+            x = featurise(request.prompt, None, self.model.thresholds, self.model.hash_dim)
+            text = self._text[request.prompt] = x[: self._split] @ self.model.weights[: self._split]
+        part = self._sim.get(bucket)
+        if part is None:
+            x = similarity_features(None if bucket < 0 else bucket / 200, self.model.thresholds)
+            part = self._sim[bucket] = np.asarray(x) @ self.model.weights[self._split:] + \
+                self.model.bias
+        hit = self._cache[key] = dict(zip(self.levels, np.clip(text + part, 0.0, 1.2).tolist(),
+                                          strict=True))
+        return hit
+
+
+_FITTED: dict[tuple, LinearPredictor] = {}
+
+
+def fitted_for_table(
+    table: LevelTable,
+    bands: Sequence[tuple[float, int]] = DEFAULT_BANDS,
+    band_steps: int = DEFAULT_BAND_STEPS,
+    seed: int = 0,
+) -> CachedLinearPredictor:
+    """A predictor trained on the profile's own per-prompt table (all rows, in-band rows with
+    drawn similarities), fitted once per process and profile: what a deployment gets from
+    `argus train-predictor` on its profile."""
+    profile = table.profile
+    key = (profile.name, profile.quality_source, len(profile.prompts), tuple(table.names),
+           tuple(map(tuple, bands)), band_steps, seed)
+    model = _FITTED.get(key)
+    if model is None:
+        rows = with_similarity(profile, table, profile.prompts, seed, bands, band_steps)
+        model = _FITTED[key] = LinearPredictor.fit(table, rows, bands, band_steps, seed=seed)
+    return CachedLinearPredictor(model)

@@ -22,7 +22,9 @@ def two_level_profile(full_time: float = 1.0, fast_time: float = 0.5) -> Profile
 
 
 def make_plane(profile: Profile | None = None, workers: int = 4, **server: object) -> ControlPlane:
-    profile = profile or a100_sdxl()
+    """Default: a100-sdxl's per-level means without its per-prompt table (profile-means
+    prediction, so admission tests do not depend on the trained text predictor)."""
+    profile = profile or a100_sdxl(with_prompts=False)
     server = {"queue_capacity": 10_000, **server}
     config = config_for_profile(profile, server=server)
     plane = ControlPlane(config, profile, num_workers=workers)

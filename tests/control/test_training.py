@@ -9,7 +9,12 @@ from argus.cli import main
 from argus.control.builtin import a100_sdxl
 from argus.control.levels import LevelTable
 from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
-from argus.control.training import LinearPredictor, evaluate, train_and_evaluate
+from argus.control.training import (
+    LinearPredictor,
+    evaluate,
+    fitted_for_table,
+    train_and_evaluate,
+)
 from argus.sim.quality import modelled_prompt_table
 from argus.types import Request
 
@@ -92,5 +97,36 @@ def test_cli_train_predictor(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "held-out MAE" in text and "floor-hit rate" in text
     assert json.loads(out.read_text())["metrics"]["heldout_prompts"] == 16
-    assert main(["train-predictor", "--profile", "a100-sdxl", "--out", str(out)]) == 2
+    text_profile(5).save(tmp_path / "tiny.json")
+    assert main(["train-predictor", "--profile", str(tmp_path / "tiny.json"), "--out",
+                 str(out)]) == 2
     assert "per-prompt rows" in capsys.readouterr().err
+
+
+def test_learns_a100_text_dependent_quality():
+    """The built-in profile's modelled per-prompt quality depends on the prompt text; the trained
+    predictor (text + similarity) beats the profile means on held-out prompts."""
+    profile = a100_sdxl()
+    table = LevelTable.build(profile, 21.0)
+    _, metrics = train_and_evaluate(profile, table, floor=0.9)
+    base = metrics["baseline_profile_means"]
+    assert metrics["heldout_prompts"] == 326
+    assert metrics["mae"] < 0.8 * base["mae"]
+    assert metrics["mean_speedup"] > base["mean_speedup"] + 0.1
+    assert metrics["floor_hit_rate"] > 0.7
+
+
+def test_cached_predictor_matches_model():
+    profile = a100_sdxl()
+    table = LevelTable.build(profile, 21.0)
+    cached = fitted_for_table(table)
+    for prompt, sim in [(profile.prompts[3].prompt, 0.91), ("a dog", None), ("a dog", 0.5)]:
+        request = Request(prompt, 0.0, 1.0, cache_similarity=sim)
+        first = cached.predict(request)
+        assert first == pytest.approx(cached.model.predict(request))
+        assert cached.predict(Request(prompt, 0.0, 1.0, cache_similarity=sim)) is first
+    simple = cached.predict(Request("a flower", 0.0, 1.0))
+    hard = cached.predict(Request(
+        'three red cubes on top of a blue sphere next to a sign saying "hello world", '
+        "two cats and a dog playing with a ball under a table", 0.0, 1.0))
+    assert simple["sd15"] > hard["sd15"] + 0.05
