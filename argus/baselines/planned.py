@@ -48,6 +48,7 @@ class _MeanQualityFix:
 
 @register_policy("proteus")
 class Proteus(_MeanQualityFix, ArgusPolicy):
+    rank_prompts = False  # input-agnostic: one level mix for all prompts alike
     def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
         super().bind(plane)
         self.mean_quality = np.asarray(plane.table.mean_quality, float)
@@ -71,7 +72,8 @@ class Proteus(_MeanQualityFix, ArgusPolicy):
         self._planned = True
         plan = Plan(
             time_s=now, workers=alloc.workers, forecast_rps=demand.forecast_rps,
-            load_rps=alloc.flow.sum(axis=0), unserved_rps=float(alloc.unserved.sum()),
+            load_rps=self.routing_flow(now, rates, quality, alloc).sum(axis=0),
+            unserved_rps=float(alloc.unserved.sum()),
             solve_ms=alloc.solve_ms, changed=changed,
         )
         mix = _load_share(plan, num, table.full)

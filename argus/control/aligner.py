@@ -81,3 +81,17 @@ def _pull(mass: np.ndarray, k: int, spare: float, q: np.ndarray | None, min_q: f
         mass[o, j] -= take
         mass[o, k] += take
         spare -= take
+
+
+def routing_from_flows(flow: np.ndarray) -> np.ndarray | None:
+    """The routing matrix the MILP planned: row c = class c's planned flow per level, normalised.
+    A class with no planned flow (all of it unserved, or no demand) stays at its own level;
+    None when nothing is planned at all (the caller falls back to `align`)."""
+    flow = np.clip(np.asarray(flow, float), 0.0, None)
+    totals = flow.sum(axis=1)
+    if totals.sum() <= 0:
+        return None
+    routing = np.eye(flow.shape[1])
+    planned = totals > 1e-12
+    routing[planned] = flow[planned] / totals[planned, None]
+    return routing

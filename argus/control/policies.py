@@ -1,15 +1,23 @@
-"""Built-in policies. `argus`: the MILP plans workers per level each period, the distribution
-aligner turns the plan into a routing matrix, late requests move to faster compatible levels."""
+"""Built-in policies. `argus`: the MILP plans workers per level each period, its planned flows
+(class -> level) become the routing matrix (`routing_from_flows`; the aligner when there are
+none), each class's prompts are ranked by their own predicted quality so the most tolerant ones
+take its most approximate destinations, late requests move to faster compatible levels.
+With a ProfilePredictor and a profile that has a per-prompt table, the policy trains a text
+predictor on that table (`fitted_for_table`) and installs it in the plane."""
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 from dataclasses import replace
 
 import numpy as np
 
-from argus.control.aligner import align
-from argus.control.planner import MilpPlanner, PlannerSettings
+from argus.control.aligner import align, routing_from_flows
+from argus.control.planner import Allocation, MilpPlanner, PlannerSettings
 from argus.control.policy import Demand, Plan, Policy, register_policy
+from argus.control.predictor import ProfilePredictor
+from argus.types import Request
 
 REPLAN_TOLERANCE = 0.02
 """Inputs that moved less than this (class rates: L1 change over the total; predicted quality:
@@ -17,10 +25,33 @@ largest change) keep the previous plan without a solve: such a change cannot pas
 2% hysteresis, and steady load then costs no MILP per period."""
 
 
+MIN_TABLE_ROWS = 20
+"""Smallest per-prompt table the policy trains a predictor on."""
+RANK_WINDOW = 256
+"""Recent scores per (class, level) that a prompt's quantile is measured against."""
+RANK_WARMUP = 16
+
+
 @register_policy("argus")
 class ArgusPolicy(Policy):
+    route_by_flows = True
+    """Routing matrix = the MILP's planned flows (else the aligner on the planned level shares)."""
+    rank_prompts = True
+    """Within a class, the prompts predicted to lose least take the most approximate levels
+    (else the row's shares in a fixed cycle, blind to the prompt)."""
+    learn_predictor = True
+    route_at_window_rate = True
+    burst_weight = 0.5
+    """The rate routed for: window rate^(1-w) x forecast^w (geometric blend)."""
+    """Route by flows re-solved at the window's mean rate on the planned workers (see
+    `routing_flow`), not by the flows planned for the burst forecast."""
+
     def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
         super().bind(plane)
+        if self.learn_predictor:
+            _install_table_predictor(plane)
+        self._matrix: np.ndarray | None = None
+        self._scores: dict[tuple[int, int], tuple[deque, list]] = {}
         self.planner = MilpPlanner(
             plane.table, PlannerSettings(redirect_floor=plane.floor - plane.tolerance)
         )
@@ -44,13 +75,16 @@ class ArgusPolicy(Policy):
             rates, demand.class_quality, plane.num_workers, current
         )
         self._planned = True
-        load = alloc.flow.sum(axis=0)
+        flow = self.routing_flow(now, rates, demand.class_quality, alloc)
+        load = flow.sum(axis=0)
         served = load.sum()
         capacity_share = load / served if served > 0 else np.eye(len(table))[table.full]
-        routing = align(
-            demand.class_share, capacity_share, list(table.rank), demand.class_quality,
-            plane.floor - plane.tolerance,
-        )
+        routing = routing_from_flows(flow) if self.route_by_flows else None
+        if routing is None:
+            routing = align(
+                demand.class_share, capacity_share, list(table.rank), demand.class_quality,
+                plane.floor - plane.tolerance,
+            )
         plan = Plan(
             time_s=now,
             workers=alloc.workers,
@@ -60,10 +94,32 @@ class ArgusPolicy(Policy):
             unserved_rps=float(alloc.unserved.sum()),
             solve_ms=alloc.solve_ms,
             changed=changed,
-            info={"objective": alloc.objective},
+            info={"objective": alloc.objective, "burst_load_rps": alloc.flow.sum(axis=0)},
         )
         self._last = (rates, demand.class_quality, plan)
         return plan
+
+    def routing_flow(
+        self, now: float, rates: np.ndarray, quality: np.ndarray, alloc: Allocation
+    ) -> np.ndarray:
+        """Flows to route by: the workers are planned for the forecast (the busiest stretch plus
+        headroom), but most of the time the load is the window's mean rate; routing by the
+        forecast's flows would push prompts to approximate levels that the planned workers do
+        not need. So the flows are re-solved (an LP, workers per variant fixed) at the window
+        rate; bursts above it are caught by admission moving late requests to faster levels."""
+        plane = self.plane
+        assert plane is not None
+        if not self.route_at_window_rate:
+            return alloc.flow
+        forecast = rates.sum()
+        window = min(plane.load.window_rate(now), forecast)
+        typical = window ** (1 - self.burst_weight) * forecast ** self.burst_weight
+        if typical <= 0 or typical >= 0.98 * forecast:
+            return alloc.flow
+        return self.planner.solve(
+            rates * (typical / forecast), quality, plane.num_workers,
+            fixed=alloc.variant_workers,
+        ).flow
 
     def _unchanged(self, rates: np.ndarray, demand: Demand) -> bool:
         if self._last is None:
@@ -74,3 +130,60 @@ class ArgusPolicy(Policy):
         moved = np.abs(rates - last_rates).sum() / max(last_rates.sum(), 1e-9)
         drift = np.abs(demand.class_quality - last_quality).max()
         return moved < REPLAN_TOLERANCE and drift < REPLAN_TOLERANCE
+
+    def set_routing(self, routing: np.ndarray) -> None:
+        super().set_routing(routing)
+        matrix = np.asarray(routing, float)
+        table = self.plane.table if self.plane is not None else None
+        # Per class: destinations from most to least approximate with their shares.
+        self._destinations = []
+        for row in matrix:
+            levels = [int(i) for i in (table.rank[::-1] if table else range(len(row)))
+                      if row[i] > 1e-9]
+            shares = np.cumsum([row[i] for i in levels]) / max(row.sum(), 1e-12)
+            self._destinations.append((levels, shares.tolist()))
+        self._matrix = matrix
+
+    def route(self, request: Request, now: float) -> int | None:
+        if not self.rank_prompts or self._matrix is None:
+            return super().route(request, now)
+        plane = self.plane
+        assert plane is not None
+        cls = plane.table.index[request.optimal_level]
+        levels, shares = self._destinations[cls]
+        if len(levels) < 2:
+            return super().route(request, now)
+        deepest = levels[0]
+        score = (request.predicted_quality or {}).get(plane.table.names[deepest], 0.0)
+        window = self._scores.get((cls, deepest))
+        if window is None:
+            window = self._scores[(cls, deepest)] = (deque(), [])
+        recent, ordered = window
+        rank = bisect.bisect_left(ordered, score)
+        known = len(ordered)
+        recent.append(score)
+        bisect.insort(ordered, score)
+        if len(recent) > RANK_WINDOW:
+            ordered.pop(bisect.bisect_left(ordered, recent.popleft()))
+        if known < RANK_WARMUP:
+            return super().route(request, now)
+        # Quantile from the top: the most tolerant prompts take the most approximate levels.
+        tolerant = 1.0 - (rank + 0.5) / known
+        for level, cumulative in zip(levels, shares, strict=True):
+            if tolerant < cumulative:
+                return level
+        return levels[-1]
+
+
+def _install_table_predictor(plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    """Replace the plane's profile-means predictor by one trained on the profile's per-prompt
+    table (text + cache similarity), when the profile has one."""
+    if type(plane.predictor) is not ProfilePredictor:
+        return
+    if len(plane.profile.prompts) < MIN_TABLE_ROWS:
+        return
+    from argus.control.training import fitted_for_table
+
+    cache = plane.config.cache
+    plane.predictor = fitted_for_table(plane.table, cache.similarity_bands, cache.band_steps)
+    plane._stable_predictions = True  # noqa: SLF001 - its dicts are cached per input

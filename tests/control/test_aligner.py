@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus.control.aligner import align
+from argus.control.aligner import align, routing_from_flows
 
 ORDER = list(range(6))  # K = 0, 5, ..., 25 from least to most approximate
 
@@ -77,3 +77,14 @@ def test_quality_aware_pull_respects_minimum_quality():
     f = np.array([0.0, 1.0])
     p = align(h, f, [0, 1], np.array([[1.0, 0.7], [1.0, 0.7]]), min_quality=0.8)
     assert p[0] == pytest.approx([1.0, 0.0])  # not moved below the minimum
+
+
+def test_routing_from_flows_follows_the_plan():
+    flow = np.array([[0.4, 0.0, 0.0], [0.2, 0.6, 0.0], [0.0, 0.0, 0.0]])
+    p = routing_from_flows(flow)
+    assert p is not None
+    assert p[0] == pytest.approx([1.0, 0.0, 0.0])
+    assert p[1] == pytest.approx([0.25, 0.75, 0.0])
+    assert p[2] == pytest.approx([0.0, 0.0, 1.0])  # nothing planned: stays at its own level
+    assert p.sum(axis=1) == pytest.approx(np.ones(3))
+    assert routing_from_flows(np.zeros((3, 3))) is None
