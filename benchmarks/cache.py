@@ -88,6 +88,8 @@ def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int)
         "index": "hnsw" if index.is_hnsw else "flat",
         "dim": dim,
         "top_k": config.top_k,
+        "hnsw_m": config.hnsw_m,
+        "ef_search": config.hnsw_ef_search,
         "recall_at_1": round(found / queries, 4),
         "build_s": round(build_s, 2),
         "index_inserts_per_s": round(n / build_s),
@@ -224,6 +226,9 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dim", type=int, default=SHAPES_TEXT_DIM)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--hnsw-m", type=int, default=CacheConfig().hnsw_m)
+    parser.add_argument("--ef-search", type=int, default=CacheConfig().hnsw_ef_search,
+                        help="HNSW search breadth (recall vs latency)")
     parser.add_argument("--store-entries", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -236,7 +241,7 @@ def main() -> int:
                         help="cache size for the replay (8192 x 62 KB shapes latents = 512 MB)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
-    config = CacheConfig()
+    config = CacheConfig(hnsw_m=args.hnsw_m, hnsw_ef_search=args.ef_search)
     for n in args.sizes:
         print(json.dumps(bench_lookup(n, args.dim, args.queries, config, args.seed)), flush=True)
     if args.store_entries:
