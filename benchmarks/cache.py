@@ -61,7 +61,10 @@ def percentiles_ms(samples_s: list[float]) -> tuple[float, float]:
 def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     vectors = unit_vectors(n, dim, rng)
-    index = VectorIndex(dim, config.hnsw_threshold, config.hnsw_m, config.hnsw_ef_search)
+    index = VectorIndex(
+        dim, config.hnsw_threshold, config.hnsw_m, config.hnsw_ef_search,
+        config.hnsw_ef_construction,
+    )
     t0 = time.perf_counter()
     index.add([str(i) for i in range(n)], vectors)  # flat add, then the HNSW switch if due
     build_s = time.perf_counter() - t0
@@ -90,6 +93,7 @@ def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int)
         "top_k": config.top_k,
         "hnsw_m": config.hnsw_m,
         "ef_search": config.hnsw_ef_search,
+        "ef_construction": config.hnsw_ef_construction,
         "recall_at_1": round(found / queries, 4),
         "build_s": round(build_s, 2),
         "index_inserts_per_s": round(n / build_s),
@@ -229,6 +233,9 @@ def main() -> int:
     parser.add_argument("--hnsw-m", type=int, default=CacheConfig().hnsw_m)
     parser.add_argument("--ef-search", type=int, default=CacheConfig().hnsw_ef_search,
                         help="HNSW search breadth (recall vs latency)")
+    parser.add_argument("--ef-construction", type=int,
+                        default=CacheConfig().hnsw_ef_construction,
+                        help="HNSW build breadth (recall vs build time)")
     parser.add_argument("--store-entries", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -241,7 +248,10 @@ def main() -> int:
                         help="cache size for the replay (8192 x 62 KB shapes latents = 512 MB)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
-    config = CacheConfig(hnsw_m=args.hnsw_m, hnsw_ef_search=args.ef_search)
+    config = CacheConfig(
+        hnsw_m=args.hnsw_m, hnsw_ef_search=args.ef_search,
+        hnsw_ef_construction=args.ef_construction,
+    )
     for n in args.sizes:
         print(json.dumps(bench_lookup(n, args.dim, args.queries, config, args.seed)), flush=True)
     if args.store_entries:

@@ -454,7 +454,9 @@ class ApproximateCache:
 
     def _new_index(self, dim: int) -> VectorIndex:
         c = self.config
-        return VectorIndex(dim, c.hnsw_threshold, c.hnsw_m, c.hnsw_ef_search)
+        return VectorIndex(
+            dim, c.hnsw_threshold, c.hnsw_m, c.hnsw_ef_search, c.hnsw_ef_construction
+        )
 
     def _make_room(self, nbytes: int) -> None:
         """Evict lowest-LCBFU entries (ties: least recently used, then oldest) until `nbytes`

@@ -25,11 +25,19 @@ _MAX_EXTRA_NEIGHBOURS = 256
 class VectorIndex:
     """Maps string ids to unit vectors; `search` returns (id, cosine) best first."""
 
-    def __init__(self, dim: int, hnsw_threshold: int, hnsw_m: int = 16, ef_search: int = 64):
+    def __init__(
+        self,
+        dim: int,
+        hnsw_threshold: int,
+        hnsw_m: int = 16,
+        ef_search: int = 64,
+        ef_construction: int = 40,
+    ):
         self.dim = dim
         self.hnsw_threshold = hnsw_threshold
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
+        self.ef_construction = ef_construction
         self._lock = threading.Lock()
         self._index: faiss.Index = faiss.IndexFlatIP(dim)
         self._vectors = np.empty((0, dim), dtype=np.float32)  # row = faiss position
@@ -99,7 +107,7 @@ class VectorIndex:
     def _build(self, vectors: np.ndarray) -> faiss.Index:
         if len(vectors) >= self.hnsw_threshold:
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = max(40, 2 * self.hnsw_m)
+            index.hnsw.efConstruction = self.ef_construction
             index.hnsw.efSearch = self.ef_search
         else:
             index = faiss.IndexFlatIP(self.dim)
