@@ -13,6 +13,7 @@ tenant unless `cache.shared_namespace` is set. A latent is only reused within it
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -156,6 +157,7 @@ class ApproximateCache:
         self._indexes: dict[Partition, VectorIndex] = {}
         self._bytes_used = 0
         self._dirty_stats: set[str] = set()
+        self._eviction_heap: list[tuple[float, float, float, str]] = []
         self._embed_memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._jobs: queue.Queue[_StoreJob | None] = queue.Queue(self.config.store_queue)
         self._writer: threading.Thread | None = None
@@ -268,6 +270,7 @@ class ApproximateCache:
                 meta.hits[hit.k] = meta.hits.get(hit.k, 0) + 1
                 meta.last_access = self.clock()
                 self._dirty_stats.add(hit.entry_id)
+                self._push_eviction_key(meta)
         return hit
 
     def _exact_hit(self, key: ExactKey) -> CacheHit | None:
@@ -451,6 +454,15 @@ class ApproximateCache:
         if key is not None:
             self._exact[key] = meta.entry_id
         self._bytes_used += meta.nbytes
+        self._push_eviction_key(meta)
+
+    def _push_eviction_key(self, meta: EntryMeta) -> None:
+        """LCBFU order in a lazy heap: a hit pushes the entry again with its new key (keys only
+        grow), and stale items are skipped when popped. Rebuilt when stale items pile up."""
+        heapq.heappush(self._eviction_heap, (*_eviction_key(meta), meta.entry_id))
+        if len(self._eviction_heap) > 4 * len(self._entries) + 64:
+            self._eviction_heap = [(*_eviction_key(m), i) for i, m in self._entries.items()]
+            heapq.heapify(self._eviction_heap)
 
     def _new_index(self, dim: int) -> VectorIndex:
         c = self.config
@@ -465,11 +477,18 @@ class ApproximateCache:
             with self._lock:
                 if self._bytes_used + nbytes <= self.config.capacity_bytes or not self._entries:
                     return
-                victim = min(
-                    self._entries.values(), key=lambda m: (m.benefit, m.last_access, m.created)
-                )
-            self._remove(victim.entry_id)
+                victim = self._pop_victim()
+            self._remove(victim)
             self.metrics.evictions.inc()
+
+    def _pop_victim(self) -> str:
+        """Lowest (LCBFU score, last access, creation) entry; call with the lock held."""
+        while self._eviction_heap:
+            *key, entry_id = heapq.heappop(self._eviction_heap)
+            meta = self._entries.get(entry_id)
+            if meta is not None and tuple(key) == _eviction_key(meta):
+                return entry_id
+        return min(self._entries.values(), key=_eviction_key).entry_id  # not reached
 
     def _remove(self, entry_id: str) -> None:
         with self._lock:
@@ -564,3 +583,8 @@ def _keys_of(meta: EntryMeta) -> tuple[Partition, ExactKey | None]:
     if meta.seed is None:
         return partition, None
     return partition, ExactKey(partition, meta.prompt_sha, meta.seed, meta.guidance)
+
+
+def _eviction_key(meta: EntryMeta) -> tuple[float, float, float]:
+    """LCBFU: lowest benefit first; ties go to the least recently used, then the oldest."""
+    return (meta.benefit, meta.last_access, meta.created)
