@@ -99,9 +99,17 @@ class ProfilePredictor:
 
 class TablePredictor:
     """Exact values from the profile's per-prompt table, looked up by `request.prompt_id`
-    (falls back to `fallback` for prompts outside the table)."""
+    (falls back to `fallback` for prompts outside the table). Rows of a modelled table without
+    similarities hold the in-band value of cache levels (`argus.sim.quality`); those are
+    discounted by the request's cache similarity, as the simulator does."""
 
-    def __init__(self, table: LevelTable, fallback: QualityPredictor) -> None:
+    def __init__(
+        self,
+        table: LevelTable,
+        fallback: QualityPredictor,
+        bands: Sequence[tuple[float, int]] = DEFAULT_BANDS,
+        band_steps: int = DEFAULT_BAND_STEPS,
+    ) -> None:
         self.stable_outputs = isinstance(fallback, ProfilePredictor) or getattr(
             fallback, "stable_outputs", False
         )
@@ -112,9 +120,29 @@ class TablePredictor:
             for name, q in zip(table.names, table.mean_quality, strict=True):
                 row.setdefault(name, q)
         self.fallback = fallback
+        profile = table.profile
+        self.in_band = profile.quality_source != "measured" and all(
+            p.similarity is None for p in profile.prompts
+        )
+        self.cache_levels = [
+            (name, band_threshold(k, n, bands, band_steps))
+            for name, k, n in zip(table.names, table.cache_k, table.steps, strict=True) if k > 0
+        ]
+        self._discounted: dict[tuple[int, int], dict[str, float]] = {}
 
     def predict(self, request: Request) -> dict[str, float]:
         pid = request.prompt_id
-        if pid is not None and 0 <= pid < len(self.rows):
+        if pid is None or not 0 <= pid < len(self.rows):
+            return self.fallback.predict(request)
+        if not self.in_band or not self.cache_levels:
             return self.rows[pid]
-        return self.fallback.predict(request)
+        s = request.cache_similarity
+        key = (pid, -1 if s is None else round(s * 200))
+        hit = self._discounted.get(key)
+        if hit is None:
+            sim = None if key[1] < 0 else key[1] / 200
+            hit = dict(self.rows[pid])
+            for name, threshold in self.cache_levels:
+                hit[name] = cache_level_quality(hit[name], threshold, sim)
+            self._discounted[key] = hit
+        return hit

@@ -8,6 +8,7 @@ import pytest
 from argus.cli import main
 from argus.control.builtin import a100_sdxl
 from argus.control.levels import LevelTable
+from argus.control.predictor import ProfilePredictor, TablePredictor
 from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
 from argus.control.training import (
     LinearPredictor,
@@ -130,3 +131,15 @@ def test_cached_predictor_matches_model():
         'three red cubes on top of a blue sphere next to a sign saying "hello world", '
         "two cats and a dog playing with a ball under a table", 0.0, 1.0))
     assert simple["sd15"] > hard["sd15"] + 0.05
+
+
+def test_table_predictor_discounts_in_band_cache_levels():
+    profile = a100_sdxl()
+    table = LevelTable.build(profile, 21.0)
+    predictor = TablePredictor(table, ProfilePredictor(table))
+    row = profile.prompts[11].quality
+    near = predictor.predict(Request("x", 0.0, 1.0, prompt_id=11, cache_similarity=0.97))
+    far = predictor.predict(Request("x", 0.0, 1.0, prompt_id=11, cache_similarity=0.5))
+    assert near["sdxl-k25"] == pytest.approx(row["sdxl-k25"])
+    assert far["sdxl-k25"] == pytest.approx(row["sdxl-k25"] - 0.5 * (0.95 - 0.5))
+    assert near["sd15"] == far["sd15"] == row["sd15"]
