@@ -35,13 +35,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--duration", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", default=",".join(map(str, WORKERS)),
+                        help="cluster sizes to run, comma-separated (split the grid across "
+                        "processes; each writes results-<sizes>.json unless all run)")
     parser.add_argument("--plots", default="azure-llm-conv:64:2.0,azure-llm-code:64:1.0,"
                         "azure-functions:8:2.0", help="trace:workers:load runs to plot")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     plotted = set(args.plots.split(","))
     rows = []
-    for workers in WORKERS:
+    sizes = tuple(int(w) for w in args.workers.split(","))
+    name = "results.json" if sizes == WORKERS else f"results-{'-'.join(map(str, sizes))}.json"
+    for workers in sizes:
         capacity = full_quality_capacity("a100-sdxl", workers)
         for trace in TRACES:
             for load in LOADS:
@@ -68,7 +73,7 @@ def main() -> None:
                 print(f"{key:28s} {time.perf_counter() - started:6.1f} s  argus viol "
                       f"{argus['slo_violation_ratio']:.3f} q {argus['mean_relative_quality']} "
                       f"oracle share {argus['oracle_share']}", flush=True)
-                (args.out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+                (args.out / name).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

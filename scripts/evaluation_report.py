@@ -69,6 +69,8 @@ def goals(row: dict) -> dict:
         "gp_vs_ha": a["goodput_rps"] / p["clipper-ha"]["goodput_rps"],
         "oracle": a.get("oracle_share"),
         "q_vs_random": a["mean_relative_quality"] - p["random"]["mean_relative_quality"],
+        "qg_vs_proteus": a["quality_goodput_rps"] / p["proteus"]["quality_goodput_rps"],
+        "qg_vs_random": a["quality_goodput_rps"] / p["random"]["quality_goodput_rps"],
         "share_l1_random": float(np.abs(share[0] - share[1]).sum()),
     }
 
@@ -110,6 +112,9 @@ def headline(rows: list[dict]) -> str:
         "ha": sum(g["gp_vs_ha"] >= 1.4 for g in gs),
         "oracle": sum((g["oracle"] or 0) >= 0.95 for g in gs),
         "random": sum(g["q_vs_random"] > 0.5 for g in gs),
+        "random_clear": sum(g["q_vs_random"] >= 1.5 for g in gs),
+        "qg_proteus": sum(g["qg_vs_proteus"] >= 1.0 for g in gs),
+        "qg_random": sum(g["qg_vs_random"] >= 1.0 for g in gs),
     }
     n = len(gs)
     return "\n".join([
@@ -125,8 +130,49 @@ def headline(rows: list[dict]) -> str:
         f"- share of the oracle bound: {med('oracle'):.3f} "
         f"(goal ≥ 0.95 met in {met['oracle']}/{n})",
         f"- quality vs random: {med('q_vs_random'):+.1f} points at level-share L1 distance "
-        f"{med('share_l1_random'):.2f} (argus above random by > 0.5 points in {met['random']}/{n})",
+        f"{med('share_l1_random'):.2f} (argus above random by > 0.5 points in {met['random']}/{n},"
+        f" by ≥ 1.5 in {met['random_clear']}/{n})",
+        f"- quality-weighted goodput vs proteus: {med('qg_vs_proteus'):.3f}x (≥ 1 in "
+        f"{met['qg_proteus']}/{n}); vs random: {med('qg_vs_random'):.3f}x (≥ 1 in "
+        f"{met['qg_random']}/{n})",
     ])
+
+
+def baseline_ratios(rows: list[dict]) -> str:
+    """The closing note's table: Argus vs each baseline, medians over the 1x and 2x runs."""
+    runs = [r for r in rows if r["load"] >= 1.0]
+    out = [
+        "| vs | SLO-violation ratio (Argus / baseline) | quality points (Argus - baseline) "
+        "| goodput ratio | share of oracle (Argus vs baseline) |",
+        "|---|---|---|---|---|",
+    ]
+    argus_share = float(np.median([r["policies"]["argus"]["oracle_share"] for r in runs]))
+    for name in ORDER[1:-1]:
+        ratios, zero = [], 0
+        for r in runs:
+            a, b = r["policies"]["argus"], r["policies"][name]
+            if b["slo_violation_ratio"] > 0:
+                ratios.append(a["slo_violation_ratio"] / b["slo_violation_ratio"])
+            elif a["slo_violation_ratio"] > 0:
+                zero += 1
+
+        def med(key: str, diff: bool, name: str = name) -> float:
+            vals = [
+                r["policies"]["argus"][key] - r["policies"][name][key] if diff
+                else r["policies"]["argus"][key] / r["policies"][name][key]
+                for r in runs
+            ]
+            return float(np.median(vals))
+
+        viol = f"{np.median(ratios):.2f}" if ratios else "–"
+        if zero:
+            viol += f" ({zero}/{len(runs)} runs: baseline 0%, Argus > 0)"
+        share = float(np.median([r["policies"][name]["oracle_share"] for r in runs]))
+        out.append(
+            f"| {name} | {viol} | {med('mean_relative_quality', True):+.1f} | "
+            f"{med('goodput_rps', False):.2f}x | {argus_share:.3f} vs {share:.3f} |"
+        )
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -134,6 +180,8 @@ def main() -> None:
     print(headline(rows))
     print()
     print(goal_table(rows))
+    print()
+    print(baseline_ratios(rows))
     print()
     print(per_trace_tables(rows))
 
