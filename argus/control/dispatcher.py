@@ -4,18 +4,25 @@ still have to do (the admission estimate).
 Removal is lazy: a cancelled request stays in its heap marked CANCELLED and is skipped on pop, so
 cancel is O(1) and nothing is lost: every request leaves a queue only through `pop` (to a worker or
 to an explicit rejection) or `remove` (cancelled by its client).
+
+Every request passes through `push` and `take_batch` (the simulator's hot path, millions of calls):
+both are kept flat on purpose.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
+from collections.abc import Sequence
 
 from argus.types import Request, RequestStatus
 
 _QUEUED = RequestStatus.QUEUED
 _RUNNING = RequestStatus.RUNNING
 _REJECTED = RequestStatus.REJECTED
+_heappush = heapq.heappush
+_heappop = heapq.heappop
 # Batches group equal resolutions once requests carry one (contract B); until then one level
 # is one compatible group.
 _HAS_RESOLUTION = "resolution" in getattr(Request, "__slots__", ())
@@ -25,7 +32,8 @@ class LevelQueues:
     def __init__(self, level_variant: tuple[int, ...], image_time_s: tuple[float, ...]) -> None:
         self.level_variant = level_variant
         self.image_time_s = image_time_s
-        self.heaps: list[list[tuple[float, int, int, Request]]] = [[] for _ in level_variant]
+        self.heaps: list[list[tuple[float, int, Request]]] = [[] for _ in level_variant]
+        """Per level: (deadline, arrival order, request) entries, a heap."""
         self.count = [0] * len(level_variant)
         """Live queued requests per level."""
         self.work_s = [0.0] * (max(level_variant) + 1)
@@ -41,7 +49,7 @@ class LevelQueues:
 
     def push(self, request: Request, level: int) -> None:
         request.status = _QUEUED
-        heapq.heappush(self.heaps[level], (request.deadline_s, next(self._seq), level, request))
+        _heappush(self.heaps[level], (request.deadline_s, next(self._seq), request))
         self._by_id[request.request_id] = (request, level)
         self.count[level] += 1
         v = self.level_variant[level]
@@ -60,14 +68,29 @@ class LevelQueues:
     def head(self, level: int) -> Request | None:
         """The queued request with the earliest deadline at this level (not removed)."""
         heap = self.heaps[level]
-        while heap and heap[0][3].status is not _QUEUED:
-            heapq.heappop(heap)
-        return heap[0][3] if heap else None
+        while heap and heap[0][2].status is not _QUEUED:
+            _heappop(heap)
+        return heap[0][2] if heap else None
+
+    def earliest(self, levels: Sequence[int]) -> int:
+        """Of `levels`, the one whose queued head has the earliest deadline (the first of equal
+        ones), or -1 if they are all empty."""
+        count, heaps = self.count, self.heaps
+        level, first = -1, math.inf
+        for j in levels:
+            if count[j]:
+                heap = heaps[j]
+                if heap[0][2].status is not _QUEUED:
+                    self.head(j)  # drop cancelled entries off the top
+                deadline = heap[0][2].deadline_s
+                if deadline < first:
+                    level, first = j, deadline
+        return level
 
     def pop(self, level: int) -> Request | None:
         heap = self.heaps[level]
         while heap:
-            request = heapq.heappop(heap)[3]
+            request = _heappop(heap)[2]
             if request.status is _QUEUED:
                 self._forget(request, level)
                 return request
@@ -80,20 +103,24 @@ class LevelQueues:
         limit: int,
         service_s: tuple[float, ...],
         expire_after_slo: float | None,
-    ) -> tuple[list[Request], list[Request]]:
+    ) -> tuple[list[Request], list[Request], int]:
         """Earliest-deadline-first batch of up to `limit` images from one level, marked RUNNING,
         that finishes by its earliest deadline (at least one request), plus the requests that
         would finish after `arrival + expire_after_slo x SLO` (taken out, marked REJECTED; the
-        caller reports them)."""
+        caller reports them), and the batch's image count."""
         heap = self.heaps[level]
         batch: list[Request] = []
         expired: list[Request] = []
+        by_id = self._by_id
+        image_time = self.image_time_s[level]
+        v = self.level_variant[level]
+        work_s = self.work_s
         images = 0
-        deadline = float("inf")
+        deadline = math.inf
         while heap:
-            request = heap[0][3]
+            request = heap[0][2]
             if request.status is not _QUEUED:
-                heapq.heappop(heap)
+                _heappop(heap)
                 continue
             size = images + request.n
             if size > limit:
@@ -102,7 +129,7 @@ class LevelQueues:
             if expire_after_slo is not None and finish > request.arrival_s + expire_after_slo * (
                 request.deadline_s - request.arrival_s
             ):
-                heapq.heappop(heap)
+                _heappop(heap)
                 self._forget(request, level)
                 request.status = _REJECTED
                 request.reason = "deadline passed while queued"
@@ -112,15 +139,22 @@ class LevelQueues:
                 _HAS_RESOLUTION and request.resolution != batch[0].resolution  # type: ignore[attr-defined]
             )):
                 break
-            heapq.heappop(heap)
-            self._forget(request, level)
+            _heappop(heap)
+            # `_forget`, inlined (the counters are settled once after the loop).
+            del by_id[request.request_id]
+            work_s[v] -= request.n * image_time
             request.status = _RUNNING
             request.start_s = now
             if request.deadline_s < deadline:
                 deadline = request.deadline_s
             batch.append(request)
             images = size
-        return batch, expired
+        taken = len(batch)
+        if taken:
+            self.count[level] -= taken
+            self.variant_count[v] -= taken
+            self.total -= taken
+        return batch, expired, images
 
     def remove(self, request_id: str) -> Request | None:
         entry = self._by_id.get(request_id)

@@ -15,6 +15,7 @@ The policy (Argus or a baseline, `argus.control.policy`) decides the plan and th
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -31,6 +32,8 @@ __all__ = ["ControlPlane", "profile_from_config"]
 
 QUALITY_SAMPLES = 64
 """Distinct predictions kept per class and period for the planner's quality matrix."""
+OPTIMAL_CACHE_SIZE = 1 << 16
+"""Predictions whose optimal level is remembered (then the memory starts over)."""
 BURST_SHARE_OF_SLO = 0.5
 """Plan for the busiest stretch of this share of the SLO in the load window: shorter bursts wait
 in queues within the deadline, longer ones need capacity."""
@@ -69,9 +72,6 @@ class ControlPlane:
         self.predictor = predictor or ProfilePredictor(
             table, config.cache.similarity_bands, config.cache.band_steps
         )
-        self._stable_predictions = isinstance(self.predictor, ProfilePredictor) or getattr(
-            self.predictor, "stable_outputs", False
-        )
         self.num_workers = num_workers
         self.queue_capacity = queue_capacity or config.server.queue_capacity
         self.floor = config.control.quality_floor
@@ -95,8 +95,11 @@ class ControlPlane:
         self._running_s = [0.0] * len(table.load_time_s)
         self._retried: set[str] = set()
         self._rejected_later: list[Request] = []
-        self._optimal_cache: dict[int, int] = {}
-        """id(prediction) -> optimal level at the default floor (stable predictions only)."""
+        self._optimal_cache: dict[int, tuple[dict[str, float], int]] = {}
+        """id(prediction) -> (prediction, optimal level at the default floor), for stable
+        predictions (the same dict object for the same input). The dict is kept alive with its
+        entry (and checked on a hit), so a recycled id can never return another's level."""
+        self._level_values = operator.itemgetter(*table.names)
         # Per-period measurements for the planner.
         self._class_counts = [0] * num
         self._class_samples: list[dict[int, list]] = [
@@ -113,7 +116,10 @@ class ControlPlane:
         self.policy = policy if isinstance(policy, Policy) else make_policy(
             policy or config.control.policy, seed=seed
         )
-        self.policy.bind(self)
+        self.policy.bind(self)  # a policy may install its own predictor
+        self._stable_predictions = isinstance(self.predictor, ProfilePredictor) or getattr(
+            self.predictor, "stable_outputs", False
+        )
         overridden = type(self.policy).on_complete is not Policy.on_complete
         self._on_complete = self.policy.on_complete if overridden else None
         self._apply(self.policy.plan(0.0, self._demand(0.0, 0.0)))
@@ -126,21 +132,33 @@ class ControlPlane:
         table = self.table
         quality = self.predictor.predict(request)
         request.predicted_quality = quality
-        floor = request.quality_floor
-        if floor is None:
-            floor = self.floor
         if request.no_approximation or request.pinned_variant is not None or (
             request.pinned_steps is not None
         ):
             return self._admit_pinned(request, now)
         key = id(quality)
-        best = self._optimal_cache.get(key) if floor == self.floor else None
-        if best is None:
+        floor = request.quality_floor
+        if floor is None or floor == self.floor:
+            cached = self._optimal_cache.get(key)
+            if cached is not None and cached[0] is quality:
+                best = cached[1]
+            else:
+                best = optimal_level(table, quality, self.floor)
+                if self._stable_predictions:
+                    if len(self._optimal_cache) >= OPTIMAL_CACHE_SIZE:
+                        self._optimal_cache.clear()
+                    self._optimal_cache[key] = (quality, best)
+        else:
             best = optimal_level(table, quality, floor)
-            if self._stable_predictions and floor == self.floor:
-                self._optimal_cache[key] = best
         request.optimal_level = table.names[best]
-        self._count_class(best, quality)
+        # Inline `_count_class`.
+        self._class_counts[best] += 1
+        samples = self._class_samples[best]
+        seen = samples.get(key)
+        if seen is not None:
+            seen[1] += 1
+        elif len(samples) < QUALITY_SAMPLES:
+            samples[key] = [quality, 1]
         queues = self.queues
         if queues.total >= self.queue_capacity:
             return self._reject(request, "queue full")
@@ -277,24 +295,16 @@ class ControlPlane:
         v = table.variant[self._worker_level[worker_id]]
         if not queues.variant_count[v]:
             return []
-        level, first = -1, math.inf
-        for j in self._variant_levels[v]:
-            if queues.count[j]:
-                head = queues.head(j)
-                if head is not None and head.deadline_s < first:
-                    level, first = j, head.deadline_s
+        level = queues.earliest(self._variant_levels[v])
         if level < 0:
             return []
         service = table.service_s[level]
-        batch, expired = queues.take_batch(
+        batch, expired, images = queues.take_batch(
             level, now, min(max_batch, len(service)), service, self.policy.expire_after_slo
         )
         if expired:
             self.rejected += len(expired)
             self._rejected_later.extend(expired)
-        images = 0
-        for request in batch:
-            images += request.n
         self._running_s[v] += table.image_time_s[level] * images
         return batch
 
@@ -318,8 +328,9 @@ class ControlPlane:
         table = self.table
         level = table.index[request.level]
         v = table.variant[level]
-        running = self._running_s[v] - table.image_time_s[level] * request.n
-        self._running_s[v] = running if running > 0.0 else 0.0
+        running_s = self._running_s
+        running = running_s[v] - table.image_time_s[level] * request.n
+        running_s[v] = running if running > 0.0 else 0.0
         request.finish_s = now
         request.status = _COMPLETED
         if self._on_complete is not None:
@@ -399,10 +410,11 @@ class ControlPlane:
             weight = sum(n for _, n in samples.values())
             if weight == 0:
                 continue
-            mean = sum(
-                np.fromiter((q.get(name, 0.0) for name in names), float, len(names)) * n
-                for q, n in samples.values()
-            ) / weight
+            entries = list(samples.values())
+            weighted = self._prediction_matrix([q for q, _ in entries]) * np.asarray(
+                [n for _, n in entries], float
+            )[:, None]
+            mean = sum(weighted) / weight  # row by row, in sample order
             self._class_quality[cls] = (
                 SMOOTHING * mean + (1 - SMOOTHING) * self._class_quality[cls]
             )
@@ -416,6 +428,15 @@ class ControlPlane:
             workers=self._level_workers.copy(),
             queued=np.asarray(self.queues.count),
         )
+
+    def _prediction_matrix(self, predictions: list[dict[str, float]]) -> np.ndarray:
+        """Predictions as rows over level positions (a level a prediction lacks counts 0)."""
+        names = self.table.names
+        try:
+            rows = list(map(self._level_values, predictions))
+        except KeyError:
+            rows = [[q.get(name, 0.0) for name in names] for q in predictions]
+        return np.array(rows, float).reshape(len(predictions), len(names))
 
     def _apply(self, plan: Plan) -> None:
         workers = np.asarray(plan.workers, int)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from itertools import repeat
 
 import numpy as np
 
@@ -81,35 +82,50 @@ class Simulator:
                                            self.difficulty[i : i + 1], sim)[0])
 
     def _requests(self) -> list[Request]:
-        trace, plane = self.trace, self.plane
-        slo = plane.slo_s
-        prompts = trace.prompt
-        table_prompts = plane.profile.prompts
-        sims = self.similarity.tolist() if self.similarity is not None else None
-        steps = trace.steps.tolist() if trace.steps is not None else None
-        images = trace.n.tolist() if trace.n is not None else None
-        out = []
-        for i, t in enumerate(trace.arrival_s.tolist()):
-            pid = int(self.prompt_id[i])
-            prompt = prompts[i] if prompts else (table_prompts[pid].prompt if table_prompts else "")
-            request = Request(prompt, t, t + slo, str(i), prompt_id=pid)
-            if sims is not None:
-                request.cache_similarity = sims[i]
-            if steps is not None and steps[i]:
-                request.pinned_steps = steps[i]
-            if images is not None:
-                request.n = images[i]
-            if trace.tenant is not None:
-                request.tenant = trace.tenant[i]
-            out.append(request)
-        return out
+        """One `Request` per trace entry (id = its position), built column-wise: every field
+        not given a column keeps its default."""
+        trace = self.trace
+        count = len(trace)
+        arrival = trace.arrival_s
+        prompt_ids = self.prompt_id.tolist()
+        table_prompts = self.plane.profile.prompts
+        columns: dict[str, object] = {
+            "arrival_s": arrival.tolist(),
+            "deadline_s": (arrival + self.plane.slo_s).tolist(),
+            "request_id": map(str, range(count)),
+            "prompt_id": prompt_ids,
+        }
+        if trace.prompt:
+            columns["prompt"] = trace.prompt
+        elif table_prompts:
+            columns["prompt"] = [table_prompts[pid].prompt for pid in prompt_ids]
+        else:
+            columns["prompt"] = repeat("", count)
+        if self.similarity is not None:
+            columns["cache_similarity"] = self.similarity.tolist()
+        if trace.steps is not None:
+            columns["pinned_steps"] = [s if s else None for s in trace.steps.tolist()]
+        if trace.n is not None:
+            columns["n"] = trace.n.tolist()
+        if trace.tenant is not None:
+            columns["tenant"] = trace.tenant
+        args = []
+        for f in fields(Request):
+            if f.name in columns:
+                args.append(columns[f.name])
+            elif f.default is not MISSING:
+                args.append(repeat(f.default, count))
+            else:
+                args.append(f.default_factory() for _ in range(count))  # type: ignore[misc]
+        return list(map(Request, *args))
 
     def run(self, duration_s: float, progress: bool = False) -> RunRecord:
         plane = self.plane
         table = plane.table
-        names_index = table.index
         level_variant = table.variant
-        service = table.service_s
+        # Per level name (what a request carries): its variant, its service time by batch size.
+        variant_of = {name: level_variant[i] for name, i in table.index.items()}
+        service_of = {name: table.service_s[i] for name, i in table.index.items()}
         load_time = table.load_time_s
         max_batch = self.max_batch
         queued_per_variant = plane.queues.variant_count
@@ -117,6 +133,7 @@ class Simulator:
         next_batch = plane.next_batch
         complete = plane.complete
         admit = plane.admit
+        heappush, heappop = heapq.heappush, heapq.heappop
         requests = self._requests()
         count = len(requests)
         arrivals = [r.arrival_s for r in requests]
@@ -148,22 +165,29 @@ class Simulator:
                 busy[w] = _LOAD
                 record.loads += 1
                 seq += 1
-                heapq.heappush(heap, (now + load_time[v], seq, w))
+                heappush(heap, (now + load_time[v], seq, w))
                 return
-            batch = next_batch(w, now, max_batch) if queued_per_variant[v] else None
-            if plane._rejected_later:
+            if not queued_per_variant[v]:
+                is_idle[w] = True
+                idle[v].append(w)
+                return
+            batch = next_batch(w, now, max_batch)
+            if plane._rejected_later:  # requests that expired in the queue
                 for request in plane.take_rejected():
                     note_rejected(request)
             if not batch:
                 is_idle[w] = True
                 idle[v].append(w)
                 return
-            images = 0
-            for request in batch:
-                images += request.n
+            if len(batch) == 1:
+                images = batch[0].n
+            else:
+                images = 0
+                for request in batch:
+                    images += request.n
             busy[w] = batch
             seq += 1
-            heapq.heappush(heap, (now + service[names_index[batch[0].level]][images - 1], seq, w))
+            heappush(heap, (now + service_of[batch[0].level][images - 1], seq, w))
 
         def wake(variant: int, now: float) -> None:
             pool = idle[variant]
@@ -194,28 +218,49 @@ class Simulator:
         while True:
             t_event = heap[0][0] if heap else inf
             if next_arrival <= t_event and next_arrival <= next_tick:
-                request = requests[i]
-                i += 1
-                admit(request, next_arrival)
-                if request.status is _REJECTED:
-                    note_rejected(request)
-                else:
-                    pool = idle[level_variant[names_index[request.level]]]
-                    if pool:
-                        wake(level_variant[names_index[request.level]], next_arrival)
-                next_arrival = arrivals[i] if i < count else inf
-                if bar is not None and not i & 4095:
-                    bar.update(4096)
+                # Arrivals up to the next completion or tick (a dispatch may bring that closer).
+                limit = t_event if t_event < next_tick else next_tick
+                while True:
+                    request = requests[i]
+                    i += 1
+                    admit(request, next_arrival)
+                    if request.status is _REJECTED:
+                        note_rejected(request)
+                    else:
+                        pool = idle[variant_of[request.level]]
+                        while pool:  # `wake`, inlined
+                            w = pool.pop()
+                            if is_idle[w]:
+                                is_idle[w] = False
+                                dispatch(w, next_arrival)
+                                if heap and heap[0][0] < limit:
+                                    limit = heap[0][0]
+                                break
+                    if bar is not None and not i & 4095:
+                        bar.update(4096)
+                    if i >= count:
+                        next_arrival = inf
+                        break
+                    next_arrival = arrivals[i]
+                    if next_arrival > limit:
+                        break
             elif t_event <= next_tick:
-                now, _, w = heapq.heappop(heap)
-                batch = busy[w]
-                busy[w] = None
-                if batch is not _LOAD:
-                    for request in batch:
-                        complete(request, now)
-                        if request.status is not _COMPLETED:  # re-dispatched (cascade)
-                            wake(level_variant[names_index[request.level]], now)
-                dispatch(w, now)
+                # Completions (and loads) up to the next arrival or tick.
+                while True:
+                    now, _, w = heappop(heap)
+                    batch = busy[w]
+                    busy[w] = None
+                    if batch is not _LOAD:
+                        for request in batch:
+                            complete(request, now)
+                            if request.status is not _COMPLETED:  # re-dispatched (cascade)
+                                wake(variant_of[request.level], now)
+                    dispatch(w, now)
+                    if not heap:
+                        break
+                    t_event = heap[0][0]
+                    if t_event > next_tick or t_event >= next_arrival:
+                        break
             else:
                 if i >= count and not heap and not plane.queues.total:
                     break
@@ -228,6 +273,8 @@ class Simulator:
                         note_rejected(request)
                     wake_all(next_tick)
                 next_tick += period
+        for request in plane.take_rejected():
+            note_rejected(request)
         if bar is not None:
             bar.update(count - bar.n)
             bar.close()
