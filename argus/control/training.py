@@ -302,9 +302,14 @@ class CachedLinearPredictor:
     def __init__(self, model: LinearPredictor) -> None:
         self.model = model
         self.levels = list(model.levels)
-        self._split = model.hash_dim + TEXT_EXTRA
+        split = self._split = model.hash_dim + TEXT_EXTRA
         self._text: dict[str, np.ndarray] = {}
-        self._sim: dict[int, np.ndarray] = {}
+        # Row b < 201: similarity b / 200; row 201 (index -1): unknown similarity.
+        sims = [b / 200 for b in range(201)] + [None]
+        self._sim = np.stack([
+            np.asarray(similarity_features(s, model.thresholds)) @ model.weights[split:]
+            for s in sims
+        ]) + model.bias
         self._cache: dict[tuple[str, int], dict[str, float]] = {}
 
     def predict(self, request: Request) -> dict[str, float]:
@@ -320,13 +325,10 @@ class CachedLinearPredictor:
         if text is None:
             x = featurise(request.prompt, None, self.model.thresholds, self.model.hash_dim)
             text = self._text[request.prompt] = x[: self._split] @ self.model.weights[: self._split]
-        part = self._sim.get(bucket)
-        if part is None:
-            x = similarity_features(None if bucket < 0 else bucket / 200, self.model.thresholds)
-            part = self._sim[bucket] = np.asarray(x) @ self.model.weights[self._split:] + \
-                self.model.bias
-        hit = self._cache[key] = dict(zip(self.levels, np.clip(text + part, 0.0, 1.2).tolist(),
-                                          strict=True))
+        values = text + self._sim[min(max(bucket, -1), 200)]
+        np.maximum(values, 0.0, out=values)  # the ufuncs, not np.clip: hot path
+        np.minimum(values, 1.2, out=values)
+        hit = self._cache[key] = dict(zip(self.levels, values.tolist(), strict=True))
         return hit
 
 
