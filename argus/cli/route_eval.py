@@ -17,8 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate edge/cloud routing on held-out prompts of a two-tier profile",
         description=__doc__,
     )
-    parser.add_argument("--profile", type=Path, default=None,
-                        help=f"profile JSON with per-prompt metrics (default: {DEFAULT_PROFILE})")
+    parser.add_argument("--profile", type=Path, action="append", default=None,
+                        help="profile JSON with per-prompt metrics; repeat to join levels "
+                             "measured in separate runs on the same prompts "
+                             f"(default: {DEFAULT_PROFILE})")
     parser.add_argument("--budget", type=float, default=0.5,
                         help="maximum share of requests sent to the cloud (default 0.5)")
     parser.add_argument("--json", type=Path, default=None, dest="json_out",
@@ -46,24 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from argus.control.profile import Profile
-    from argus.routing.evaluate import evaluate, tier_data
+    from argus.routing.evaluate import evaluate, merge_profiles, tier_data
 
     if not 0.0 <= args.budget <= 1.0:
         raise ValueError(f"--budget must be in [0, 1], got {args.budget}")
     if not 0.0 < args.held_out < 1.0:
         raise ValueError(f"--held-out must be in (0, 1), got {args.held_out}")
-    path = args.profile or DEFAULT_PROFILE
-    if not path.is_file():
-        hint = (" (the shipped profile of the embedded shapes family has not been built yet;"
-                " pass --profile)" if args.profile is None else "")
-        raise FileNotFoundError(f"no profile at {path}{hint}")
-    profile = Profile.load(path)
+    paths = args.profile or [DEFAULT_PROFILE]
+    for path in paths:
+        if not path.is_file():
+            hint = (" (the shipped profile of the embedded shapes family has not been built yet;"
+                    " pass --profile)" if args.profile is None else "")
+            raise FileNotFoundError(f"no profile at {path}{hint}")
+    profile = merge_profiles([Profile.load(path) for path in paths])
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     data = tier_data(profile, args.edge_level, args.cloud_level, metrics)
     result, predictor = evaluate(data, args.budget, gamma=args.gamma, held_out=args.held_out,
                                  seed=args.seed, window_requests=args.window,
                                  model=args.predictor, folds=args.folds)
-    result["details"]["profile"] = str(path)
+    result["details"]["profile"] = " + ".join(map(str, paths))
     result["details"]["quality_source"] = profile.quality_source
     _print(result)
     if args.json_out is not None:

@@ -55,6 +55,35 @@ class TierData:
                         None if self.scores is None else self.scores[idx])
 
 
+def merge_profiles(profiles: Sequence[Profile]) -> Profile:
+    """One profile from several `argus profile` runs of the same prompts (e.g. the cloud level
+    and the edge level measured separately): levels and variants united, per-prompt tables
+    joined on the prompt text (prompts missing from any run are dropped). The first profile's
+    full level and metadata are kept."""
+    if len(profiles) == 1:
+        return profiles[0]
+    first = profiles[0]
+    levels = {lv.name: lv for p in profiles for lv in p.levels}
+    variants = {v.name: v for p in profiles for v in p.variants}
+    rows: dict[str, dict] = {}
+    seen: dict[str, set[int]] = {}
+    for index, profile in enumerate(profiles):
+        for row in profile.prompts:
+            merged = rows.setdefault(row.prompt, {"prompt": row.prompt})
+            seen.setdefault(row.prompt, set()).add(index)
+            for field in ("quality", "score", "metrics"):
+                value = getattr(row, field)
+                if value is not None:
+                    merged.setdefault(field, {}).update(value)
+    prompts = [r for text, r in rows.items() if len(seen[text]) == len(profiles)]
+    names = " + ".join(p.name for p in profiles)
+    return Profile.model_validate({
+        **first.model_dump(exclude={"levels", "variants", "prompts", "name"}),
+        "name": names, "levels": list(levels.values()), "variants": list(variants.values()),
+        "prompts": prompts,
+    })
+
+
 def default_levels(profile: Profile) -> tuple[str, str]:
     """(edge, cloud): the full level is the cloud; the edge is the fastest other variant's
     best level (most steps, no cache skip)."""

@@ -92,3 +92,30 @@ def test_default_tiers_are_the_full_level_and_the_fastest_other_variant(two_tier
                                 mean_quality=0.9)],
     })
     assert default_levels(mid) == ("s-50", "l-50")  # tiny's best level is faster than mid's
+
+
+def test_levels_measured_in_separate_runs_are_joined(two_tier_profile, tmp_path: Path) -> None:
+    """`--profile cloud.json --profile edge.json`: one run per tier, joined on the prompt."""
+    from argus.control.profile import Profile
+
+    def only(level: str, drop_last: bool) -> Path:
+        rows = [r.model_copy(update={"quality": {level: r.quality[level]},
+                                     "score": {level: r.score[level]},
+                                     "metrics": {level: r.metrics[level]}})
+                for r in two_tier_profile.prompts[: -1 if drop_last else None]]
+        keep = [lv for lv in two_tier_profile.levels if lv.name == level]
+        part = two_tier_profile.model_copy(update={
+            "levels": keep, "prompts": rows, "full_level": level,
+            "variants": [v for v in two_tier_profile.variants if v.name == keep[0].variant]})
+        path = tmp_path / f"{level}.json"
+        Profile.model_validate(part.model_dump()).save(path)
+        return path
+
+    cloud, edge = only("l-50", False), only("s-50", True)
+    out = tmp_path / "joined.json"
+    assert main(["route-eval", "--profile", str(cloud), "--profile", str(edge),
+                 "--json", str(out)]) == 0
+    details = json.loads(out.read_text())["details"]
+    assert (details["edge_level"], details["cloud_level"]) == ("s-50", "l-50")
+    both = {r.prompt for r in two_tier_profile.prompts[:-1]}  # the edge run lacks the last
+    assert details["held_out_prompts"] == len(both)
