@@ -126,7 +126,7 @@ def _nearest_other(pipe: Pipeline, prompts: Sequence[str]) -> tuple[list[int], l
     return idx.tolist(), [float(sims[i, j]) for i, j in enumerate(idx)]
 
 
-def _memory_gb(pipe: Pipeline) -> float:
+def pipeline_memory_gb(pipe: Pipeline) -> float:
     modules = [m for m in (pipe.unet, pipe.text_encoder, pipe.vae) if m is not None]
     total = sum(t.numel() * t.element_size() for m in modules for t in m.state_dict().values())
     return total / 1024**3
@@ -173,7 +173,7 @@ def measure_profile(spec: ProfileSpec, log: Callable[[str], None] = print) -> Pr
         pipe = loads[-1]
         load_s = min(p.load_time_s for p in loads)
         variants.append(VariantProfile(name=vname, load_time_s=round(load_s, 4),
-                                       memory_gb=round(_memory_gb(pipe), 5)))
+                                       memory_gb=round(pipeline_memory_gb(pipe), 5)))
         log(f"{vname}: load {load_s:.3f}s")
         runner = _Runner(config, pipe)
         nearest, sims = _nearest_other(pipe, spec.prompts)

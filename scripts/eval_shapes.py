@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", default="20,10,5,2")
     p.add_argument("--prompts", type=int, default=256)
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are first..first+seeds-1")
     p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--prompt-seed", type=int, default=EVAL_PROMPT_SEED,
+                   help="held-out prompt sample (tune settings on another seed than the table's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--folder-of", action="append", default=[], help="VARIANT=DIR override")
@@ -42,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     folders = dict(item.split("=", 1) for item in args.folder_of)
-    prompts = sample_prompts(seed=EVAL_PROMPT_SEED, count=args.prompts, held_out=True)
-    seeds = list(range(args.seeds))
+    prompts = sample_prompts(seed=args.prompt_seed, count=args.prompts, held_out=True)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows = []
     for name in args.variants.split(","):
         source = folders.get(name, f"builtin:{name}")
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({
                 "prompts": len(prompts), "seeds": len(seeds), "guidance": args.guidance,
-                "prompt_seed": EVAL_PROMPT_SEED, "rows": rows}, indent=1) + "\n")
+                "prompt_seed": args.prompt_seed, "image_seeds": seeds, "rows": rows,
+            }, indent=1) + "\n")
     print("\n" + markdown_table(rows))
 
 
