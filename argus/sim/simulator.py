@@ -9,8 +9,11 @@ violations. Everything random is drawn up front from `seed`, so a seed reproduce
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from itertools import repeat
 
@@ -214,65 +217,69 @@ class Simulator:
         inf = math.inf
         next_arrival = arrivals[0] if count else inf
         bar = _progress(count, progress)
-        wake_all(0.0)
-        while True:
-            t_event = heap[0][0] if heap else inf
-            if next_arrival <= t_event and next_arrival <= next_tick:
-                # Arrivals up to the next completion or tick (a dispatch may bring that closer).
-                limit = t_event if t_event < next_tick else next_tick
-                while True:
-                    request = requests[i]
-                    i += 1
-                    admit(request, next_arrival)
-                    if request.status is _REJECTED:
-                        note_rejected(request)
-                    else:
-                        pool = idle[variant_of[request.level]]
-                        while pool:  # `wake`, inlined
-                            w = pool.pop()
-                            if is_idle[w]:
-                                is_idle[w] = False
-                                dispatch(w, next_arrival)
-                                if heap and heap[0][0] < limit:
-                                    limit = heap[0][0]
-                                break
-                    if bar is not None and not i & 4095:
-                        bar.update(4096)
-                    if i >= count:
-                        next_arrival = inf
+        # The loop makes no reference cycles: automatic collections would only traverse every
+        # live request again and again; young objects are collected at planning ticks instead.
+        with _young_collections_only():
+            wake_all(0.0)
+            while True:
+                t_event = heap[0][0] if heap else inf
+                if next_arrival <= t_event and next_arrival <= next_tick:
+                    # Arrivals up to the next completion or tick (a dispatch may bring that closer).
+                    limit = t_event if t_event < next_tick else next_tick
+                    while True:
+                        request = requests[i]
+                        i += 1
+                        admit(request, next_arrival)
+                        if request.status is _REJECTED:
+                            note_rejected(request)
+                        else:
+                            pool = idle[variant_of[request.level]]
+                            while pool:  # `wake`, inlined
+                                w = pool.pop()
+                                if is_idle[w]:
+                                    is_idle[w] = False
+                                    dispatch(w, next_arrival)
+                                    if heap and heap[0][0] < limit:
+                                        limit = heap[0][0]
+                                    break
+                        if bar is not None and not i & 4095:
+                            bar.update(4096)
+                        if i >= count:
+                            next_arrival = inf
+                            break
+                        next_arrival = arrivals[i]
+                        if next_arrival > limit:
+                            break
+                elif t_event <= next_tick:
+                    # Completions (and loads) up to the next arrival or tick.
+                    while True:
+                        now, _, w = heappop(heap)
+                        batch = busy[w]
+                        busy[w] = None
+                        if batch is not _LOAD:
+                            for request in batch:
+                                complete(request, now)
+                                if request.status is not _COMPLETED:  # re-dispatched (cascade)
+                                    wake(variant_of[request.level], now)
+                        dispatch(w, now)
+                        if not heap:
+                            break
+                        t_event = heap[0][0]
+                        if t_event > next_tick or t_event >= next_arrival:
+                            break
+                else:
+                    if i >= count and not heap and not plane.queues.total:
                         break
-                    next_arrival = arrivals[i]
-                    if next_arrival > limit:
+                    if next_tick > end:
                         break
-            elif t_event <= next_tick:
-                # Completions (and loads) up to the next arrival or tick.
-                while True:
-                    now, _, w = heappop(heap)
-                    batch = busy[w]
-                    busy[w] = None
-                    if batch is not _LOAD:
-                        for request in batch:
-                            complete(request, now)
-                            if request.status is not _COMPLETED:  # re-dispatched (cascade)
-                                wake(variant_of[request.level], now)
-                    dispatch(w, now)
-                    if not heap:
-                        break
-                    t_event = heap[0][0]
-                    if t_event > next_tick or t_event >= next_arrival:
-                        break
-            else:
-                if i >= count and not heap and not plane.queues.total:
-                    break
-                if next_tick > end:
-                    break
-                plan = plane.tick(next_tick)
-                if plan is not None:
-                    record.plans.append((next_tick, plan.workers.copy(), plan.forecast_rps))
-                    for request in plane.take_rejected():
-                        note_rejected(request)
-                    wake_all(next_tick)
-                next_tick += period
+                    plan = plane.tick(next_tick)
+                    if plan is not None:
+                        record.plans.append((next_tick, plan.workers.copy(), plan.forecast_rps))
+                        for request in plane.take_rejected():
+                            note_rejected(request)
+                        wake_all(next_tick)
+                    next_tick += period
+                    gc.collect(1)
         for request in plane.take_rejected():
             note_rejected(request)
         if bar is not None:
@@ -302,6 +309,18 @@ class Simulator:
         leftover = len(requests) - int(served.sum()) - sum(reasons.values())
         if leftover:
             reasons[UNFINISHED] = leftover
+
+
+@contextmanager
+def _young_collections_only() -> Iterator[None]:
+    """Automatic garbage collection off (restored after); the caller collects young ones."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _progress(total: int, enabled: bool):  # noqa: ANN202 - tqdm or None
