@@ -123,9 +123,13 @@ class LevelQueues:
                 _heappop(heap)
                 continue
             size = images + request.n
-            if size > limit:
+            if size > limit and batch:
                 break
-            finish = now + service_s[size - 1]
+            # A request wider than the limit runs alone rather than blocking its queue forever.
+            if size <= len(service_s):
+                finish = now + service_s[size - 1]
+            else:
+                finish = now + service_s[-1] * size / len(service_s)
             if expire_after_slo is not None and finish > request.arrival_s + expire_after_slo * (
                 request.deadline_s - request.arrival_s
             ):

@@ -47,6 +47,16 @@ def test_batch_size_respects_earliest_deadline():
     assert 0.1 + profile.level("full").service_time(len(batch)) <= 10.0
 
 
+def test_request_wider_than_batch_limit_runs_alone_and_does_not_block():
+    profile = two_level_profile()  # batch 1 only
+    plane = make_plane(profile, workers=1)
+    wide = plane.admit(Request("p", 0.0, 100.0, n=3, pinned_steps=10), 0.0)
+    narrow = plane.admit(Request("q", 0.01, 100.0, pinned_steps=10), 0.01)
+    assert wide.status == narrow.status == RequestStatus.QUEUED
+    assert plane.next_batch(0, 0.1, max_batch=1) == [wide]
+    assert plane.next_batch(0, 0.2, max_batch=1) == [narrow]
+
+
 def test_late_request_moves_to_faster_level_then_rejects_with_reason():
     profile = two_level_profile(full_time=1.0, fast_time=0.5)
     config = config_for_profile(profile, server={"slo_s": 3.6, "queue_capacity": 1000})
