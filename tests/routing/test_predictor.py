@@ -106,3 +106,16 @@ def test_text_encoder_features_from_a_pipeline_folder(tmp_path: Path, word_token
     model.save(tmp_path / "p.json")
     assert PRSPredictor.load(tmp_path / "p.json").predict_prs("a red triangle") == (
         pytest.approx(model.predict_prs("a red triangle")))
+
+
+def test_shipped_predictor_routes_relations_before_single_objects() -> None:
+    """The predictor shipped for the embedded family (trained by `argus route-eval
+    --save-predictor` on argus/assets/routing/study-*.json) loads and ranks sensibly."""
+    from argus.routing.predictor import load_predictor
+    from argus.routing.service import SHIPPED_PREDICTOR
+
+    model = load_predictor(SHIPPED_PREDICTOR)
+    single = model.predict_prs("a large red circle")
+    relation = model.predict_prs("a small red circle left of a large blue square")
+    assert 0.0 < relation < single < 1.0
+    assert len(model.calibration_prs) >= 50
