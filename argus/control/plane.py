@@ -24,7 +24,12 @@ from argus.control.dispatcher import LevelQueues
 from argus.control.levels import LevelTable, default_slo_s
 from argus.control.load import LoadEstimator
 from argus.control.policy import Demand, Plan, Policy, make_policy
-from argus.control.predictor import ProfilePredictor, QualityPredictor, optimal_level
+from argus.control.predictor import (
+    ProfilePredictor,
+    QualityPredictor,
+    optimal_level,
+    predict_all,
+)
 from argus.control.profile import Profile
 from argus.types import Request, RequestStatus
 
@@ -130,8 +135,9 @@ class ControlPlane:
         reason. Never raises for overload. (The simulator's hot path: kept flat on purpose.)"""
         self.load.observe(now)
         table = self.table
-        quality = self.predictor.predict(request)
-        request.predicted_quality = quality
+        quality = request.predicted_quality  # set already when predicted in bulk
+        if quality is None:
+            quality = request.predicted_quality = self.predictor.predict(request)
         if request.no_approximation or request.pinned_variant is not None or (
             request.pinned_steps is not None
         ):
@@ -192,6 +198,25 @@ class ControlPlane:
         queues.push(request, level)
         self.admitted[level] += 1
         return request
+
+    def prepare(self, requests: list[Request]) -> None:
+        """Predict many requests before they arrive, in bulk, with their optimal levels at the
+        default floor (what `admit` would compute one by one). The simulator knows its whole
+        trace up front; `admit` keeps a prediction already set."""
+        predict_all(self.predictor, requests)
+        if not self._stable_predictions:
+            return  # the optimal-level memo is keyed by prediction identity
+        distinct = list({id(r.predicted_quality): r.predicted_quality for r in requests}.values())
+        if not distinct:
+            return
+        table = self.table
+        order = list(reversed(table.rank))  # most approximate first
+        meets = self._prediction_matrix(distinct)[:, order] >= self.floor
+        first = meets.argmax(axis=1)
+        best = np.where(meets.any(axis=1), np.asarray(order)[first], table.full).tolist()
+        memo = self._optimal_cache
+        for quality, level in zip(distinct, best, strict=True):
+            memo[id(quality)] = (quality, level)
 
     def _admit_pinned(self, request: Request, now: float) -> Request:
         level = self.pinned_level(request)

@@ -35,6 +35,16 @@ class QualityPredictor(Protocol):
         ...
 
 
+def predict_all(predictor: QualityPredictor, requests: Sequence[Request]) -> None:
+    """Set `predicted_quality` on every request, in bulk where the predictor can (a
+    `predict_requests(requests)` method); `ControlPlane.admit` keeps a prediction already set.
+    The simulator knows its whole trace up front, so it predicts once instead of per arrival."""
+    many = getattr(predictor, "predict_requests", None)
+    predictions = many(requests) if many is not None else map(predictor.predict, requests)
+    for request, quality in zip(requests, predictions, strict=True):
+        request.predicted_quality = quality
+
+
 def band_threshold(
     cache_k: int,
     steps: int,

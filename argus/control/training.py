@@ -321,15 +321,37 @@ class CachedLinearPredictor:
             return hit
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
-        text = self._text.get(request.prompt)
-        if text is None:
-            x = featurise(request.prompt, None, self.model.thresholds, self.model.hash_dim)
-            text = self._text[request.prompt] = x[: self._split] @ self.model.weights[: self._split]
-        values = text + self._sim[min(max(bucket, -1), 200)]
+        values = self._text_part(request.prompt) + self._sim[min(max(bucket, -1), 200)]
         np.maximum(values, 0.0, out=values)  # the ufuncs, not np.clip: hot path
         np.minimum(values, 1.2, out=values)
         hit = self._cache[key] = dict(zip(self.levels, values.tolist(), strict=True))
         return hit
+
+    def predict_requests(self, requests: Sequence[Request]) -> list[dict[str, float]]:
+        """`predict` for many requests: one matrix sum per distinct (prompt, bucket) pair, and
+        the same dict objects `predict` would return."""
+        keys = [(r.prompt, -1 if r.cache_similarity is None else round(r.cache_similarity * 200))
+                for r in requests]
+        cache = self._cache
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if len(cache) + len(missing) > self.MAX_ENTRIES:
+            cache.clear()
+            missing = list(dict.fromkeys(keys))
+        if missing:
+            text = np.stack([self._text_part(p) for p, _ in missing])
+            buckets = np.clip([b for _, b in missing], -1, 200)
+            values = np.clip(text + self._sim[buckets], 0.0, 1.2).tolist()
+            levels = self.levels
+            for key, row in zip(missing, values, strict=True):
+                cache[key] = dict(zip(levels, row, strict=True))
+        return [cache[k] for k in keys]
+
+    def _text_part(self, prompt: str) -> np.ndarray:
+        text = self._text.get(prompt)
+        if text is None:
+            x = featurise(prompt, None, self.model.thresholds, self.model.hash_dim)
+            text = self._text[prompt] = x[: self._split] @ self.model.weights[: self._split]
+        return text
 
 
 _FITTED: dict[tuple, LinearPredictor] = {}

@@ -138,6 +138,7 @@ class Simulator:
         admit = plane.admit
         heappush, heappop = heapq.heappush, heapq.heappop
         requests = self._requests()
+        plane.prepare(requests)
         count = len(requests)
         arrivals = [r.arrival_s for r in requests]
         reasons: dict[str, int] = {}

@@ -289,3 +289,28 @@ def test_load_estimator_tracks_rate_and_headroom():
     for t in range(25, 200, 5):  # the plane forecasts once per period
         quiet = est.forecast(float(t))
     assert quiet < 0.05 * burst
+
+
+def test_prepare_predicts_in_bulk_as_admit_would():
+    """Bulk prediction (the simulator's) gives the same dicts and optimal levels as admitting
+    each request with nothing prepared; the argus policy's text predictor is installed."""
+    profile = a100_sdxl()
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, len(profile.prompts), 400).tolist()
+    sims = [None if i % 7 == 0 else float(s) for i, s in enumerate(rng.random(400))]
+
+    def requests() -> list[Request]:
+        return [Request(profile.prompts[p].prompt, 0.0, 30.0, str(i), cache_similarity=s)
+                for i, (p, s) in enumerate(zip(picks, sims, strict=True))]
+
+    lazy_plane, bulk_plane = make_plane(profile), make_plane(profile)
+    assert type(bulk_plane.predictor).__name__ == "CachedLinearPredictor"
+    lazy, bulk = requests(), requests()
+    bulk_plane.prepare(bulk)
+    assert all(r.predicted_quality is not None for r in bulk)
+    for a, b in zip(lazy, bulk, strict=True):
+        lazy_plane.admit(a, 0.0)
+        bulk_plane.admit(b, 0.0)
+        assert a.predicted_quality == b.predicted_quality
+        assert a.optimal_level == b.optimal_level
+    assert len({r.optimal_level for r in bulk}) > 2  # the texts really differ
