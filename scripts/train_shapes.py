@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-snr", type=float, default=0.0,
                    help="min-SNR-gamma timestep weighting (Hang et al. 2023); 0 = off")
     p.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    p.add_argument("--procs", type=int, default=1,
+                   help="data-parallel training processes (gloo; each runs --threads threads "
+                        "on its own --batch, gradients averaged)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--eval-prompts", type=int, default=48, help="held-out prompts scored at end")
     p.add_argument("--eval-steps", type=int, default=20)
@@ -91,6 +95,7 @@ class Trainer:
         self.sqrt_acp, self.sqrt_1m_acp = acp.sqrt(), (1 - acp).sqrt()
         self.step = 0
         self.samples = 0
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.seconds = 0.0
         self.runs: list[dict] = []
 
@@ -157,14 +162,27 @@ class Trainer:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world > 1:
+            self._average_gradients()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
         ema_p = list(self.ema.parameters())
         torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1 - decay)
         self.step += 1
-        self.samples += len(x0)
+        self.samples += len(x0) * self.world
         return float(loss.detach())
+
+    def _average_gradients(self) -> None:
+        """Data-parallel step: every process's gradients averaged in one all-reduce."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p)
+                 for p in self.model.parameters()]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        for p, g in zip(self.model.parameters(), flat.split([g.numel() for g in grads]),
+                        strict=True):
+            p.grad = g.view_as(p)
 
     def ema_components(self) -> Components:
         ema = copy.deepcopy(self.ema).float().cpu()
@@ -178,7 +196,31 @@ def lr_at(step: int, progress: float, args: argparse.Namespace) -> float:
     return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict | None:
+    """Train; with `--procs N` the N processes train one model on N data streams (gradients
+    averaged each step): on a CPU, N one-thread processes outrun one N-thread process."""
+    if args.procs > 1:
+        port = 29500 + args.seed % 1000
+        torch.multiprocessing.spawn(_ranked_run, args=(args, port), nprocs=args.procs)
+        return json.loads(Path(_record_path(args)).read_text())
+    return _train(args, rank=0)
+
+
+def _ranked_run(rank: int, args: argparse.Namespace, port: int) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=args.procs)
+    try:
+        _train(args, rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def _record_path(args: argparse.Namespace) -> Path:
+    return Path(args.record or REPO / "docs" / "shapes-training" / f"{args.variant}.json")
+
+
+def _train(args: argparse.Namespace, rank: int) -> dict | None:
+    """One process's training loop; rank 0 logs, checkpoints, saves and evaluates."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.device.startswith("cuda"):
@@ -193,7 +235,7 @@ def run(args: argparse.Namespace) -> dict:
     data = TrainBatches(
         FastTokenizer(trainer.parts.tokenizer),
         args.batch,
-        seed=args.seed * 1_000_003 + trainer.samples,
+        seed=args.seed * 1_000_003 + trainer.samples + rank * 7919,
         null_caption_p=args.null_caption,
     )
     loader = torch.utils.data.DataLoader(
@@ -213,13 +255,17 @@ def run(args: argparse.Namespace) -> dict:
         # Progress through the schedule: by steps when fixed, else by wall-clock time (the
         # machine may be shared, so a step count timed up front would over- or undershoot).
         progress = i / args.steps if args.steps else (time.perf_counter() - t0) / budget
+        if trainer.world > 1:  # every process follows rank 0's clock, and stops with it
+            shared = torch.tensor([progress])
+            dist.broadcast(shared, 0)
+            progress = float(shared)
         if progress >= 1.0:
             break
         lr = lr_at(i, progress, args)
         loss = trainer.train_step(latents, ids, fg, lr)
         running = loss if i == 0 else 0.98 * running + 0.02 * loss
         now = time.perf_counter()
-        if now - last_log >= 30:
+        if rank == 0 and now - last_log >= 30:
             rate = (trainer.samples - start_samples) / (now - t0)
             print(
                 f"[{args.variant}] step {i} ({progress:.0%}) loss {running:.4f} "
@@ -228,10 +274,12 @@ def run(args: argparse.Namespace) -> dict:
             )
             losses.append((trainer.step, round(running, 5)))
             last_log = now
-        if now - last_ckpt >= args.checkpoint_minutes * 60:
+        if rank == 0 and now - last_ckpt >= args.checkpoint_minutes * 60:
             torch.save(trainer.state(), checkpoint)
             last_ckpt = now
     elapsed = time.perf_counter() - t0
+    if rank != 0:
+        return None
     trainer.seconds += elapsed
     this_run = {
         "steps": trainer.step - start_step,
@@ -264,7 +312,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.eval_prompts:
         record["eval"] = quick_eval(parts, args)
         print(f"[{args.variant}] eval {record['eval']}", flush=True)
-    record_path = Path(args.record or REPO / "docs" / "shapes-training" / f"{args.variant}.json")
+    record_path = _record_path(args)
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=1) + "\n")
     return record
