@@ -173,7 +173,7 @@ class MilpPlanner:
             options={
                 "time_limit": self.settings.time_limit_s,
                 "mip_rel_gap": self.settings.mip_gap,
-                "disp": False, "presolve": False,
+                "disp": False,
             },
         )
         if result.x is None:
