@@ -94,7 +94,9 @@ class ControlConfig(_Section):
     profile: str | None = None
     """Profile JSON for this deployment (None: the shipped one of the embedded family)."""
     predictor: str | None = None
-    """Trained predictor file (None: the shipped one, else profile means)."""
+    """Trained predictor file (`argus train-predictor`) for this profile's levels. None: the
+    profile means (the `argus` policy trains one on the profile's per-prompt table, if any). The
+    embedded default sets the shipped one."""
     policy: str = "argus"
     """Serving policy by registry name (`argus`, or a baseline)."""
     redirect_tolerance: float = Field(default=0.1, ge=0.0, le=1.0)

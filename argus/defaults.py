@@ -17,6 +17,8 @@ from argus.config import ArgusConfig, ConfigError, parse_config
 FAMILY_FILE = Path(__file__).resolve().parent / "assets" / "shapes" / "family.yaml"
 PROFILE_FILE = FAMILY_FILE.with_name("profile.json")
 """The family's measured profile, if shipped; else the control plane models one."""
+PREDICTOR_FILE = FAMILY_FILE.with_name("predictor.json")
+"""The quality predictor trained on that profile (`argus train-predictor`), if shipped."""
 MODELLED_SLO_S = 30.0
 """Deadline used with a modelled profile, whose nominal per-step cost (sized for 512 px GPUs)
 is far below the real cost of small CPU models; a SLO derived from it would expire everything."""
@@ -63,6 +65,8 @@ def default_config(**sections: Any) -> ArgusConfig:
     data: dict[str, Any] = {**family_data()}
     if PROFILE_FILE.exists():
         data["control"] = {"profile": str(PROFILE_FILE)}
+        if PREDICTOR_FILE.exists():
+            data["control"]["predictor"] = str(PREDICTOR_FILE)
     else:
         data["server"] = {"slo_s": MODELLED_SLO_S}
     data.update(sections)

@@ -33,7 +33,7 @@ from argus.control.predictor import (
 from argus.control.profile import Profile
 from argus.types import Request, RequestStatus
 
-__all__ = ["ControlPlane", "profile_from_config"]
+__all__ = ["ControlPlane", "configured_predictor", "profile_from_config"]
 
 QUALITY_SAMPLES = 64
 """Distinct predictions kept per class and period for the planner's quality matrix."""
@@ -48,6 +48,16 @@ SMOOTHING = 0.5
 _RUNNING = RequestStatus.RUNNING
 _COMPLETED = RequestStatus.COMPLETED
 _REJECTED = RequestStatus.REJECTED
+
+
+def configured_predictor(config: ArgusConfig, table: LevelTable) -> QualityPredictor | None:
+    """The trained predictor file named by `control.predictor`, for the hot path; None if unset.
+    Raises ValueError if it cannot be read or was trained for other levels."""
+    if not config.control.predictor:
+        return None
+    from argus.control.training import CachedLinearPredictor, LinearPredictor
+
+    return CachedLinearPredictor(LinearPredictor.load(config.control.predictor, table))
 
 
 def profile_from_config(config: ArgusConfig) -> Profile:
@@ -74,7 +84,7 @@ class ControlPlane:
         self.profile = profile
         self.slo_s = default_slo_s(config, profile)
         self.table = table = LevelTable.build(profile, self.slo_s)
-        self.predictor = predictor or ProfilePredictor(
+        self.predictor = predictor or configured_predictor(config, table) or ProfilePredictor(
             table, config.cache.similarity_bands, config.cache.band_steps
         )
         self.num_workers = num_workers

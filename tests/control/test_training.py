@@ -143,3 +143,30 @@ def test_table_predictor_discounts_in_band_cache_levels():
     assert near["sdxl-k25"] == pytest.approx(row["sdxl-k25"])
     assert far["sdxl-k25"] == pytest.approx(row["sdxl-k25"] - 0.5 * (0.95 - 0.5))
     assert near["sd15"] == far["sd15"] == row["sd15"]
+
+
+def test_configured_predictor_is_used_by_the_plane(tmp_path):
+    """`control.predictor` names the file the plane predicts with; the embedded default names
+    the shipped one, trained for the shipped family's levels."""
+    from argus.control.builtin import config_for_profile, resolve_profile
+    from argus.control.plane import ControlPlane
+    from argus.defaults import PREDICTOR_FILE, default_config
+
+    config = default_config()
+    assert config.control.predictor == str(PREDICTOR_FILE)
+    plane = ControlPlane(config, resolve_profile(None, config))
+    assert type(plane.predictor).__name__ == "CachedLinearPredictor"
+    one = plane.predictor.predict(Request("a large red circle", 0.0, 1.0))
+    three = plane.predictor.predict(Request(
+        "a small red circle , a large blue square and a small green triangle", 0.0, 1.0))
+    assert one != three
+
+    profile = text_profile(60)
+    model, _ = train_and_evaluate(profile, LevelTable.build(profile, 10.0), floor=0.9)
+    model.save(tmp_path / "m.json")
+    mine = config_for_profile(profile, control={"predictor": str(tmp_path / "m.json")})
+    assert ControlPlane(mine, profile).predictor.predict(
+        Request("red cube with text saying hello", 0.0, 1.0))["small"] < 0.9
+    wrong = config_for_profile(a100_sdxl(), control={"predictor": str(tmp_path / "m.json")})
+    with pytest.raises(ValueError, match="trained for levels"):
+        ControlPlane(wrong, a100_sdxl())
