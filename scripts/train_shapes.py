@@ -18,6 +18,7 @@ import copy
 import json
 import math
 import platform
+import socket
 import sys
 import time
 from pathlib import Path
@@ -175,14 +176,17 @@ class Trainer:
 
     def _average_gradients(self) -> None:
         """Data-parallel step: every process's gradients averaged in one all-reduce."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p)
-                 for p in self.model.parameters()]
-        flat = torch.cat([g.flatten() for g in grads])
+        params = list(self.model.parameters())
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.flatten() for p in params])
         dist.all_reduce(flat)
         flat /= self.world
-        for p, g in zip(self.model.parameters(), flat.split([g.numel() for g in grads]),
-                        strict=True):
-            p.grad = g.view_as(p)
+        for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+            # Copied in place: a grad must keep its parameter's memory layout (channels-last
+            # convolutions), or the fused AdamW step reads it in the wrong order.
+            p.grad.copy_(g.view_as(p))
 
     def ema_components(self) -> Components:
         ema = copy.deepcopy(self.ema).float().cpu()
@@ -200,7 +204,9 @@ def run(args: argparse.Namespace) -> dict | None:
     """Train; with `--procs N` the N processes train one model on N data streams (gradients
     averaged each step): on a CPU, N one-thread processes outrun one N-thread process."""
     if args.procs > 1:
-        port = 29500 + args.seed % 1000
+        with socket.socket() as probe:  # a free port for the process group's rendezvous
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
         torch.multiprocessing.spawn(_ranked_run, args=(args, port), nprocs=args.procs)
         return json.loads(Path(_record_path(args)).read_text())
     return _train(args, rank=0)
