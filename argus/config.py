@@ -37,10 +37,20 @@ class VariantConfig(_Section):
     """Classifier-free guidance weight (<= 1 disables guidance)."""
     scheduler: Literal["ddim", "euler", "dpm"] = "ddim"
     """Sampler family; a fresh instance is built for every generation."""
+    eta: float = Field(default=0.0, ge=0.0, le=1.0)
+    """DDIM stochasticity: 0 = deterministic DDIM; 1 = ancestral (DDPM-like) steps, fresh noise
+    each step drawn from the request's seed. Noise corrects a weak model's early mistakes
+    (docs/shapes.md). `scheduler: ddim` only."""
     load_time_s: float = Field(default=0.0, ge=0.0)
     """Measured time to load the weights onto a worker (a switch costs this)."""
     memory_gb: float = Field(default=0.0, ge=0.0)
     """Measured resident memory of the loaded pipeline."""
+
+    @model_validator(mode="after")
+    def _eta_needs_ddim(self) -> VariantConfig:
+        if self.eta > 0 and self.scheduler != "ddim":
+            raise ValueError(f"eta ({self.eta}) needs scheduler ddim, not {self.scheduler}")
+        return self
 
 
 class LevelConfig(_Section):

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--prompt-seed", type=int, default=EVAL_PROMPT_SEED,
                    help="held-out prompt sample (tune settings on another seed than the table's)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 to 1)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--folder-of", action="append", default=[], help="VARIANT=DIR override")
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.variants.split(","):
         source = folders.get(name, f"builtin:{name}")
         pipe = load_pipeline(VariantConfig(name=name, source=source, default_steps=20,
-                                           resolution=32, guidance_scale=args.guidance))
+                                           resolution=32, guidance_scale=args.guidance,
+                                           eta=args.eta))
         for steps in (int(s) for s in args.steps.split(",")):
             t0 = time.perf_counter()
             results = evaluate(pipe, prompts, seeds, steps, args.guidance, args.batch)
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({
                 "prompts": len(prompts), "seeds": len(seeds), "guidance": args.guidance,
+                "eta": args.eta,
                 "prompt_seed": args.prompt_seed, "image_seeds": seeds, "rows": rows,
             }, indent=1) + "\n")
     print("\n" + markdown_table(rows))

@@ -160,7 +160,7 @@ class ImagesService:
                 "argus": {
                     "kind": "variant", "source": v.source, "random_weights": is_random(v.source),
                     "default_steps": v.default_steps, "resolution": v.resolution,
-                    "guidance_scale": v.guidance_scale, "scheduler": v.scheduler,
+                    "guidance_scale": v.guidance_scale, "scheduler": v.scheduler, "eta": v.eta,
                     "load_time_s": v.load_time_s, "memory_gb": v.memory_gb,
                 },
             })

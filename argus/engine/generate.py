@@ -202,7 +202,8 @@ def generate(
         if guided:
             uncond, cond = pred.chunk(2)
             pred = uncond + spec.guidance_scale * (cond - uncond)
-        latents = scheduler.step(pred, t, latents).prev_sample
+        out = scheduler.step(pred, t, latents, **_step_noise(pipe, specs, i, latents))
+        latents = out.prev_sample
         if callback is not None and not callback(i + 1, total):
             raise GenerationCancelled(i + 1, total)
     _capture(latents, total, specs, captured)
@@ -221,6 +222,23 @@ def generate(
         GenerationResult(image=img, captured=cap, steps_run=total - start, timings_ms=timings)
         for img, cap in zip(images, captured, strict=True)
     ]
+
+
+def _step_noise(
+    pipe: Pipeline, specs: Sequence[GenerationSpec], step: int, latents: torch.Tensor
+) -> dict[str, object]:
+    """Stochastic DDIM's arguments for one step (none when `eta` is 0). The noise comes from each
+    spec's seed and the step index: an image depends on its seed only, not on its batch, and a
+    generation resumed at step K draws what the full run drew."""
+    if not pipe.eta:
+        return {}
+    noise = [
+        torch.randn(latents.shape[1:],
+                    generator=torch.Generator().manual_seed((s.seed * 1_000_003 + step) % 2**63))
+        for s in specs
+    ]
+    return {"eta": pipe.eta, "variance_noise": torch.stack(noise).to(latents),
+            "use_clipped_model_output": True}
 
 
 def _capture(

@@ -55,6 +55,8 @@ class Pipeline:
     random_weights: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     load_time_s: float = 0.0
+    eta: float = 0.0
+    """DDIM stochasticity (`VariantConfig.eta`)."""
 
     def new_scheduler(self) -> SchedulerMixin:
         """A fresh scheduler: never share one between concurrent generations."""
@@ -131,5 +133,6 @@ def load_pipeline(variant: VariantConfig, device: str = "cpu") -> Pipeline:
         random_weights=is_random(variant.source),
         device=target,
         load_time_s=time.perf_counter() - start,
+        eta=variant.eta,
         **parts,
     )

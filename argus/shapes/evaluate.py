@@ -15,7 +15,9 @@ from argus.shapes.model import PIXEL_UNSHUFFLE, Components
 from argus.shapes.scorer import ScoreReport, score
 
 
-def pipeline_from(parts: Components, name: str, device: str = "cpu") -> Pipeline:
+def pipeline_from(
+    parts: Components, name: str, device: str = "cpu", eta: float = 0.0
+) -> Pipeline:
     """An engine pipeline around in-memory components (e.g. EMA weights during training)."""
     return Pipeline(
         name=name,
@@ -26,6 +28,7 @@ def pipeline_from(parts: Components, name: str, device: str = "cpu") -> Pipeline
         scheduler_config=dict(parts.scheduler.config),
         pixel_unshuffle=PIXEL_UNSHUFFLE,
         device=torch.device(device),
+        eta=eta,
     )
 
 
