@@ -224,6 +224,11 @@ def generate(
     ]
 
 
+MAX_ETA = 1 - 1e-4
+"""At eta = 1, DDIM's sqrt(1 - alpha_prev - sigma^2) is sqrt(0) at the first step of a short
+trailing schedule, and float rounding of sigma^2 makes it NaN; this margin keeps it real."""
+
+
 def _step_noise(
     pipe: Pipeline, specs: Sequence[GenerationSpec], step: int, latents: torch.Tensor
 ) -> dict[str, object]:
@@ -237,7 +242,7 @@ def _step_noise(
                     generator=torch.Generator().manual_seed((s.seed * 1_000_003 + step) % 2**63))
         for s in specs
     ]
-    return {"eta": pipe.eta, "variance_noise": torch.stack(noise).to(latents),
+    return {"eta": min(pipe.eta, MAX_ETA), "variance_noise": torch.stack(noise).to(latents),
             "use_clipped_model_output": True}
 
 

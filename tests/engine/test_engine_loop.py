@@ -161,6 +161,14 @@ def test_stochastic_ddim_is_seeded_batch_independent_and_resumable(pixel_pipe: P
     assert np.abs(resumed.image - alone.image).max() <= 1e-5
 
 
+@pytest.mark.parametrize("steps", [2, 3, 5, 10])
+def test_full_eta_stays_finite_on_short_schedules(pixel_pipe: Pipeline, steps: int) -> None:
+    """At eta = 1 the first DDIM step of a short trailing schedule has zero room for the
+    deterministic direction; rounding must not turn it into NaN."""
+    noisy = dataclasses.replace(pixel_pipe, eta=1.0)
+    assert np.isfinite(run_one(noisy, spec(steps=steps)).image).all()
+
+
 def test_eta_needs_ddim() -> None:
     with pytest.raises(ValueError, match="eta .* needs scheduler ddim"):
         tiny_variant(scheduler="euler", eta=0.5)
