@@ -89,6 +89,9 @@ class ServerConfig(_Section):
     worker_stall_s: float = Field(default=600.0, gt=0.0)
     """A busy worker silent this long (no step, no result) is hung: it is restarted and its
     requests are retried like a crash's. Must exceed the slowest step and variant load."""
+    boot_wait_s: float = Field(default=120.0, gt=0.0)
+    """A request arriving before any worker has loaded its variant waits this long at the door
+    (its SLO clock starts once a worker can serve), then gets 503 + Retry-After."""
     max_prompt_chars: int = Field(default=2000, ge=1)
     max_n: int = Field(default=4, ge=1)
     max_size: int = Field(default=1024, ge=8)

@@ -137,6 +137,8 @@ class Dispatcher(Runtime):
         self._booting: asyncio.Task | None = None
         self._draining = False
         self._stopped = False
+        self._serving = asyncio.Event()
+        """Set once a worker has its variant loaded: until then requests wait at the door."""
         self.worker_deaths = 0
 
     # -- Runtime interface ------------------------------------------------------------------
@@ -153,6 +155,7 @@ class Dispatcher(Runtime):
     async def submit(self, spec: GenerationRequest) -> JobHandle:
         if self._draining:
             raise Overloaded("server is shutting down", retry_after_s=5.0, status_code=503)
+        await self._wait_until_serving()
         now = time.monotonic()
         request = Request(
             prompt=spec.prompt,
@@ -187,6 +190,20 @@ class Dispatcher(Runtime):
         else:  # running: the worker stops at its next step boundary
             self.pool.send(entry.worker_id, CancelJobs((request_id,)))
         return True
+
+    async def _wait_until_serving(self) -> None:
+        """While the workers boot, a request waits here: its SLO clock starts when a worker can
+        serve it, not while the first one imports torch (else early requests expire queued)."""
+        if self._serving.is_set():
+            return
+        timeout = self.config.server.boot_wait_s
+        try:
+            await asyncio.wait_for(self._serving.wait(), timeout)
+        except TimeoutError:
+            raise Overloaded(
+                f"no worker became ready within {timeout:g} s of waiting (see /ready)",
+                retry_after_s=5.0, status_code=503,
+            ) from None
 
     def ready(self) -> bool:
         return not self._draining and any(w.ready and w.loaded for w in self._workers.values())
@@ -387,6 +404,7 @@ class Dispatcher(Runtime):
             case VariantLoaded():
                 state = self._workers[event.worker_id]
                 state.variant = state.loaded = event.variant
+                self._serving.set()
             case WorkerDied():
                 self._on_worker_died(event.worker_id)
 

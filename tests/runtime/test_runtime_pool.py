@@ -191,3 +191,23 @@ def test_graceful_shutdown_drains_admitted_requests() -> None:
         assert all(pid is None for pid in rt.runtime.pool.pids().values())
     finally:
         rt.loop.call_soon_threadsafe(rt.loop.stop)
+
+
+def test_request_during_boot_waits_for_a_worker_not_its_deadline() -> None:
+    """The SLO clock starts once a worker can serve: a request sent while the only worker still
+    boots (seconds: it imports torch) is served even with a 0.5 s SLO; with a short boot wait it
+    gets a clear 503 instead."""
+    rt = RuntimeThread(runtime_config(workers=1, slo_s=0.5))
+    try:
+        assert not rt.on_loop(rt.runtime.ready)
+        assert rt.outcome(rt.submit(steps=4), timeout_s=120).steps_run == 4
+    finally:
+        rt.close()
+    impatient = RuntimeThread(runtime_config(workers=1, boot_wait_s=0.01))
+    try:
+        with pytest.raises(Overloaded) as refused:
+            impatient.submit(steps=4)
+        assert refused.value.status_code == 503 and "no worker became ready" in refused.value.reason
+        assert refused.value.retry_after_s > 0
+    finally:
+        impatient.close()
