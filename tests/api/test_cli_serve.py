@@ -33,3 +33,50 @@ def test_missing_config_and_bad_workers_fail_cleanly(capsys: pytest.CaptureFixtu
     assert "cannot read config" in capsys.readouterr().err
     assert main(["serve", "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_serve_out_of_the_box_draws_a_large_red_circle_the_scorer_passes(tmp_path: Path) -> None:
+    """`argus serve` with no config (a real process, real HTTP) answers `a large red circle`
+    with an image the shapes scorer passes."""
+    import base64
+    import io
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    from argus.shapes.scorer import score
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ARGUS_CACHE_DIR": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        reply = httpx.post(f"{base}/v1/images/generations", timeout=60, json={
+            "prompt": "a large red circle", "seed": 0, "response_format": "b64_json"})
+        assert reply.status_code == 200, reply.text
+        png = base64.b64decode(reply.json()["data"][0]["b64_json"])
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        report = score(image, "a large red circle")
+        assert report.parsed and report.score >= 0.75, (report, reply.json()["argus"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -65,9 +65,11 @@ def test_full_level_draws_a_large_red_circle_the_scorer_passes() -> None:
         GenerationSpec(prompt, seed, variant.default_steps, 32, 32, variant.guidance_scale)
         for seed in range(4)
     ]
-    scores = [score(r.image, prompt) for r in generate(pipe, specs)]
-    assert np.mean([s.requirements["object0.color"] for s in scores]) >= 0.75
-    assert max(s.score for s in scores) >= 0.75
+    scores = [score(r.image, prompt).score for r in generate(pipe, specs)]
+    # The shipped weights pass every requirement on 16 of 16 seeds; one seed of slack for
+    # another CPU's float rounding.
+    assert sum(s == 1.0 for s in scores) >= 3
+    assert np.mean(scores) >= 0.9
 
 
 def test_shipped_profile_matches_schema_and_family() -> None:
