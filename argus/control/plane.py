@@ -28,6 +28,7 @@ from argus.control.predictor import (
     ProfilePredictor,
     QualityPredictor,
     optimal_level,
+    optimal_levels,
     predict_all,
 )
 from argus.control.profile import Profile
@@ -219,11 +220,7 @@ class ControlPlane:
         distinct = list({id(r.predicted_quality): r.predicted_quality for r in requests}.values())
         if not distinct:
             return
-        table = self.table
-        order = list(reversed(table.rank))  # most approximate first
-        meets = self._prediction_matrix(distinct)[:, order] >= self.floor
-        first = meets.argmax(axis=1)
-        best = np.where(meets.any(axis=1), np.asarray(order)[first], table.full).tolist()
+        best = optimal_levels(self.table, self._prediction_matrix(distinct), self.floor).tolist()
         memo = self._optimal_cache
         for quality, level in zip(distinct, best, strict=True):
             memo[id(quality)] = (quality, level)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from argus.control.levels import LevelTable
 from argus.types import Request
 
@@ -74,6 +76,22 @@ def optimal_level(table: LevelTable, quality: dict[str, float], floor: float) ->
     return table.full
 
 
+def optimal_levels(table: LevelTable, quality: np.ndarray, floor: float) -> np.ndarray:
+    """`optimal_level` for every row of a (predictions, level positions) matrix."""
+    order = np.asarray(table.rank[::-1])  # most approximate first
+    meets = quality[:, order] >= floor
+    return np.where(meets.any(axis=1), order[meets.argmax(axis=1)], table.full)
+
+
+SIMILARITY_BUCKETS = 200
+"""Predictions are cached per cache similarity rounded to 1/200."""
+
+
+def similarity_bucket(similarity: float | None) -> int:
+    """The similarity's cache bucket (`similarity x 200`, rounded), -1 when unknown."""
+    return -1 if similarity is None else round(similarity * SIMILARITY_BUCKETS)
+
+
 class ProfilePredictor:
     """Per-level profile means; cache levels depend on the request's cache similarity."""
 
@@ -91,11 +109,10 @@ class ProfilePredictor:
         self._cache: dict[int, dict[str, float]] = {}
 
     def predict(self, request: Request) -> dict[str, float]:
-        s = request.cache_similarity
-        key = -1 if s is None else round(s * 200)
+        key = similarity_bucket(request.cache_similarity)
         hit = self._cache.get(key)
         if hit is None:
-            sim = None if key < 0 else key / 200
+            sim = None if key < 0 else key / SIMILARITY_BUCKETS
             hit = {
                 name: cache_level_quality(q, thr, sim) if k > 0 else q
                 for name, q, thr, k in zip(
@@ -146,11 +163,10 @@ class TablePredictor:
             return self.fallback.predict(request)
         if not self.in_band or not self.cache_levels:
             return self.rows[pid]
-        s = request.cache_similarity
-        key = (pid, -1 if s is None else round(s * 200))
+        key = (pid, similarity_bucket(request.cache_similarity))
         hit = self._discounted.get(key)
         if hit is None:
-            sim = None if key[1] < 0 else key[1] / 200
+            sim = None if key[1] < 0 else key[1] / SIMILARITY_BUCKETS
             hit = dict(self.rows[pid])
             for name, threshold in self.cache_levels:
                 hit[name] = cache_level_quality(hit[name], threshold, sim)

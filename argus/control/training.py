@@ -30,10 +30,12 @@ from argus.control.levels import LevelTable
 from argus.control.predictor import (
     DEFAULT_BAND_STEPS,
     DEFAULT_BANDS,
+    SIMILARITY_BUCKETS,
     ProfilePredictor,
     band_threshold,
     cache_level_quality,
     optimal_level,
+    similarity_bucket,
 )
 from argus.control.profile import Profile, PromptQuality
 from argus.types import Request
@@ -304,8 +306,9 @@ class CachedLinearPredictor:
         self.levels = list(model.levels)
         split = self._split = model.hash_dim + TEXT_EXTRA
         self._text: dict[str, np.ndarray] = {}
-        # Row b < 201: similarity b / 200; row 201 (index -1): unknown similarity.
-        sims = [b / 200 for b in range(201)] + [None]
+        # Row b <= N: similarity b / N; the last row (index -1): unknown similarity.
+        n = SIMILARITY_BUCKETS
+        sims = [b / n for b in range(n + 1)] + [None]
         self._sim = np.stack([
             np.asarray(similarity_features(s, model.thresholds)) @ model.weights[split:]
             for s in sims
@@ -313,15 +316,15 @@ class CachedLinearPredictor:
         self._cache: dict[tuple[str, int], dict[str, float]] = {}
 
     def predict(self, request: Request) -> dict[str, float]:
-        s = request.cache_similarity
-        bucket = -1 if s is None else round(s * 200)
+        bucket = similarity_bucket(request.cache_similarity)
         key = (request.prompt, bucket)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
-        values = self._text_part(request.prompt) + self._sim[min(max(bucket, -1), 200)]
+        row = min(max(bucket, -1), SIMILARITY_BUCKETS)
+        values = self._text_part(request.prompt) + self._sim[row]
         np.maximum(values, 0.0, out=values)  # the ufuncs, not np.clip: hot path
         np.minimum(values, 1.2, out=values)
         hit = self._cache[key] = dict(zip(self.levels, values.tolist(), strict=True))
@@ -330,8 +333,7 @@ class CachedLinearPredictor:
     def predict_requests(self, requests: Sequence[Request]) -> list[dict[str, float]]:
         """`predict` for many requests: one matrix sum per distinct (prompt, bucket) pair, and
         the same dict objects `predict` would return."""
-        keys = [(r.prompt, -1 if r.cache_similarity is None else round(r.cache_similarity * 200))
-                for r in requests]
+        keys = [(r.prompt, similarity_bucket(r.cache_similarity)) for r in requests]
         cache = self._cache
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
         if len(cache) + len(missing) > self.MAX_ENTRIES:
@@ -339,7 +341,7 @@ class CachedLinearPredictor:
             missing = list(dict.fromkeys(keys))
         if missing:
             text = np.stack([self._text_part(p) for p, _ in missing])
-            buckets = np.clip([b for _, b in missing], -1, 200)
+            buckets = np.clip([b for _, b in missing], -1, SIMILARITY_BUCKETS)
             values = np.clip(text + self._sim[buckets], 0.0, 1.2).tolist()
             levels = self.levels
             for key, row in zip(missing, values, strict=True):

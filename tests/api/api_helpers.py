@@ -30,6 +30,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(base_url: str, timeout_s: float) -> None:
+    """Poll `/ready` until the server answers 200 (connection refused counts as not yet)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
 class ServerThread:
     def __init__(self, config: ArgusConfig) -> None:
         self.port = free_port()
@@ -43,15 +56,8 @@ class ServerThread:
 
     def start(self, ready_timeout_s: float = 150.0) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + ready_timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("server did not become ready")
+        wait_ready(self.base_url, ready_timeout_s)
+        return self
 
     def stop(self) -> None:
         self.server.should_exit = True

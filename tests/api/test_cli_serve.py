@@ -41,20 +41,17 @@ def test_serve_out_of_the_box_draws_a_large_red_circle_the_scorer_passes(tmp_pat
     import base64
     import io
     import os
-    import socket
     import subprocess
     import sys
-    import time
 
     import httpx
     import numpy as np
+    from api_helpers import free_port, wait_ready
     from PIL import Image
 
     from argus.shapes.scorer import score
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "ARGUS_CACHE_DIR": str(tmp_path)}
     server = subprocess.Popen(
         [sys.executable, "-m", "argus", "serve", "--port", str(port), "--workers", "1"],
@@ -62,14 +59,7 @@ def test_serve_out_of_the_box_draws_a_large_red_circle_the_scorer_passes(tmp_pat
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
+        wait_ready(base, 120)
         reply = httpx.post(f"{base}/v1/images/generations", timeout=60, json={
             "prompt": "a large red circle", "seed": 0, "response_format": "b64_json"})
         assert reply.status_code == 200, reply.text
