@@ -214,13 +214,20 @@ class ControlPlane:
         """Predict many requests before they arrive, in bulk, with their optimal levels at the
         default floor (what `admit` would compute one by one). The simulator knows its whole
         trace up front; `admit` keeps a prediction already set."""
-        predict_all(self.predictor, requests)
+        bulk = predict_all(self.predictor, requests)
         if not self._stable_predictions:
             return  # the optimal-level memo is keyed by prediction identity
-        distinct = list({id(r.predicted_quality): r.predicted_quality for r in requests}.values())
+        if bulk is None:
+            distinct = list({id(r.predicted_quality): r.predicted_quality
+                             for r in requests}.values())
+            values = self._prediction_matrix(distinct)
+        else:
+            distinct, values = bulk.distinct, bulk.values
+            if list(bulk.levels) != list(self.table.names):
+                values = self._prediction_matrix(distinct)
         if not distinct:
             return
-        best = optimal_levels(self.table, self._prediction_matrix(distinct), self.floor).tolist()
+        best = optimal_levels(self.table, values, self.floor).tolist()
         memo = self._optimal_cache
         for quality, level in zip(distinct, best, strict=True):
             memo[id(quality)] = (quality, level)
@@ -437,21 +444,8 @@ class ControlPlane:
             if self._class_share.sum() > 0:
                 share = SMOOTHING * share + (1 - SMOOTHING) * self._class_share
             self._class_share = share / share.sum()
-        names = self.table.names
-        for cls, samples in enumerate(self._class_samples):
-            weight = sum(n for _, n in samples.values())
-            if weight == 0:
-                continue
-            entries = list(samples.values())
-            weighted = self._prediction_matrix([q for q, _ in entries]) * np.asarray(
-                [n for _, n in entries], float
-            )[:, None]
-            mean = sum(weighted) / weight  # row by row, in sample order
-            self._class_quality[cls] = (
-                SMOOTHING * mean + (1 - SMOOTHING) * self._class_quality[cls]
-            )
-            samples.clear()
-        self._class_counts = [0] * len(names)
+        self._update_class_quality()
+        self._class_counts = [0] * len(self.table.names)
         return Demand(
             time_s=now,
             forecast_rps=forecast,
@@ -460,6 +454,25 @@ class ControlPlane:
             workers=self._level_workers.copy(),
             queued=np.asarray(self.queues.count),
         )
+
+    def _update_class_quality(self) -> None:
+        """EWMA of each class's mean sampled prediction; one matrix for all classes' samples."""
+        sampled = [(cls, list(samples.values()))
+                   for cls, samples in enumerate(self._class_samples) if samples]
+        if not sampled:
+            return
+        entries = [entry for _, class_entries in sampled for entry in class_entries]
+        counts = np.asarray([n for _, n in entries], float)
+        weighted = self._prediction_matrix([q for q, _ in entries]) * counts[:, None]
+        start = 0
+        for cls, class_entries in sampled:
+            end = start + len(class_entries)
+            mean = weighted[start:end].sum(axis=0) / counts[start:end].sum()  # rows in order
+            self._class_quality[cls] = (
+                SMOOTHING * mean + (1 - SMOOTHING) * self._class_quality[cls]
+            )
+            self._class_samples[cls].clear()
+            start = end
 
     def _prediction_matrix(self, predictions: list[dict[str, float]]) -> np.ndarray:
         """Predictions as rows over level positions (a level a prediction lacks counts 0)."""
@@ -505,6 +518,8 @@ class ControlPlane:
 
     def _assign(self, target: np.ndarray) -> None:
         """Move as few workers as possible, and same-variant moves (free) before loads."""
+        if np.array_equal(target, self._level_workers):
+            return
         have = np.bincount(self._worker_level, minlength=len(self.table))
         free: list[int] = []
         for worker in range(self.num_workers - 1, -1, -1):

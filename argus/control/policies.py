@@ -50,7 +50,6 @@ class ArgusPolicy(Policy):
         super().bind(plane)
         if self.learn_predictor:
             _install_table_predictor(plane)
-        self._matrix: np.ndarray | None = None
         self._scores: dict[tuple[int, int], tuple[deque, list]] = {}
         self.planner = MilpPlanner(
             plane.table, PlannerSettings(redirect_floor=plane.floor - plane.tolerance)
@@ -131,9 +130,8 @@ class ArgusPolicy(Policy):
         drift = np.abs(demand.class_quality - last_quality).max()
         return moved < REPLAN_TOLERANCE and drift < REPLAN_TOLERANCE
 
-    def set_routing(self, routing: np.ndarray) -> None:
-        super().set_routing(routing)
-        matrix = np.asarray(routing, float)
+    def install_routes(self, matrix: np.ndarray) -> None:
+        super().install_routes(matrix)
         table = self.plane.table if self.plane is not None else None
         # Per class: destinations from most to least approximate with their shares.
         self._destinations = []
@@ -142,7 +140,6 @@ class ArgusPolicy(Policy):
                       if row[i] > 1e-9]
             shares = np.cumsum([row[i] for i in levels]) / max(row.sum(), 1e-12)
             self._destinations.append((levels, shares.tolist()))
-        self._matrix = matrix
 
     def route(self, request: Request, now: float) -> int | None:
         if not self.rank_prompts or self._matrix is None:

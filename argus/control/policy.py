@@ -94,6 +94,8 @@ class Policy:
         self.plane: ControlPlane | None = None
         self._routes: list[list[int]] = []
         self._cursor: list[int] = []
+        self._matrix: np.ndarray | None = None
+        """The routing matrix installed last (None until a plan brings one)."""
 
     def bind(self, plane: ControlPlane) -> None:
         """Called once by the plane before anything else."""
@@ -103,12 +105,21 @@ class Policy:
         raise NotImplementedError
 
     def set_routing(self, routing: np.ndarray) -> None:
-        """Install the matrix `route` follows (the plane calls it when a plan has one). Each row
-        becomes a cycle of `ROUTE_CYCLE` levels from a golden-ratio sequence: every stretch of
-        requests of a class gets its row's shares, deterministically, at O(1) per request."""
+        """Install the matrix `route` follows (the plane calls it when a plan has one; each call
+        restarts the cycles, and an unchanged matrix keeps its tables)."""
+        matrix = np.asarray(routing, float)
+        self._cursor = [0] * len(matrix)
+        if self._matrix is None or not np.array_equal(matrix, self._matrix):
+            self._matrix = matrix.copy()
+            self.install_routes(self._matrix)
+
+    def install_routes(self, matrix: np.ndarray) -> None:
+        """Each row becomes a cycle of `ROUTE_CYCLE` levels from a golden-ratio sequence: every
+        stretch of requests of a class gets its row's shares, deterministically, at O(1) per
+        request."""
         points = (np.arange(ROUTE_CYCLE) * GOLDEN) % 1.0
         self._routes = []
-        for cls, row in enumerate(np.asarray(routing, float)):
+        for cls, row in enumerate(matrix):
             total = row.sum()
             if total <= 0:
                 self._routes.append([cls] * ROUTE_CYCLE)
@@ -116,7 +127,6 @@ class Policy:
             cumulative = np.cumsum(row) / total
             levels = np.searchsorted(cumulative, points, side="right")
             self._routes.append(np.minimum(levels, len(row) - 1).tolist())
-        self._cursor = [0] * len(self._routes)
 
     def route(self, request: Request, now: float) -> int | None:
         """The next level of the request's optimal-level class in its routing cycle."""

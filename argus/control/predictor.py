@@ -14,6 +14,7 @@ Returned dicts may be shared between requests (they are cached per input); never
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -37,14 +38,32 @@ class QualityPredictor(Protocol):
         ...
 
 
-def predict_all(predictor: QualityPredictor, requests: Sequence[Request]) -> None:
+@dataclass
+class BulkPrediction:
+    """Predictions of many requests, deduplicated: request i's is `distinct[index[i]]`, and row j
+    of `values` holds `distinct[j]` over `levels`."""
+
+    distinct: list[dict[str, float]]
+    values: np.ndarray
+    index: list[int]
+    levels: list[str]
+
+
+def predict_all(predictor: QualityPredictor, requests: Sequence[Request]) -> BulkPrediction | None:
     """Set `predicted_quality` on every request, in bulk where the predictor can (a
-    `predict_requests(requests)` method); `ControlPlane.admit` keeps a prediction already set.
-    The simulator knows its whole trace up front, so it predicts once instead of per arrival."""
-    many = getattr(predictor, "predict_requests", None)
-    predictions = many(requests) if many is not None else map(predictor.predict, requests)
-    for request, quality in zip(requests, predictions, strict=True):
-        request.predicted_quality = quality
+    `predict_bulk(requests)` method, whose result is returned; else None); `ControlPlane.admit`
+    keeps a prediction already set. The simulator knows its whole trace up front, so it predicts
+    once instead of per arrival."""
+    bulk_predict = getattr(predictor, "predict_bulk", None)
+    if bulk_predict is None:
+        for request in requests:
+            request.predicted_quality = predictor.predict(request)
+        return None
+    bulk = bulk_predict(requests)
+    distinct = bulk.distinct
+    for request, j in zip(requests, bulk.index, strict=True):
+        request.predicted_quality = distinct[j]
+    return bulk
 
 
 def band_threshold(

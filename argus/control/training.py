@@ -31,6 +31,7 @@ from argus.control.predictor import (
     DEFAULT_BAND_STEPS,
     DEFAULT_BANDS,
     SIMILARITY_BUCKETS,
+    BulkPrediction,
     ProfilePredictor,
     band_threshold,
     cache_level_quality,
@@ -316,37 +317,51 @@ class CachedLinearPredictor:
         self._cache: dict[tuple[str, int], dict[str, float]] = {}
 
     def predict(self, request: Request) -> dict[str, float]:
-        bucket = similarity_bucket(request.cache_similarity)
-        key = (request.prompt, bucket)
+        row = min(max(similarity_bucket(request.cache_similarity), -1), SIMILARITY_BUCKETS)
+        key = (request.prompt, row)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
-        row = min(max(bucket, -1), SIMILARITY_BUCKETS)
         values = self._text_part(request.prompt) + self._sim[row]
         np.maximum(values, 0.0, out=values)  # the ufuncs, not np.clip: hot path
         np.minimum(values, 1.2, out=values)
         hit = self._cache[key] = dict(zip(self.levels, values.tolist(), strict=True))
         return hit
 
-    def predict_requests(self, requests: Sequence[Request]) -> list[dict[str, float]]:
-        """`predict` for many requests: one matrix sum per distinct (prompt, bucket) pair, and
-        the same dict objects `predict` would return."""
-        keys = [(r.prompt, similarity_bucket(r.cache_similarity)) for r in requests]
+    def predict_bulk(self, requests: Sequence[Request]) -> BulkPrediction:
+        """`predict` for many requests at once, returning the same dict objects: the (prompt,
+        bucket) pairs are deduplicated as integer codes and summed as one matrix."""
+        prompt_index: dict[str, int] = {}
+        prompt_ids = [prompt_index.setdefault(r.prompt, len(prompt_index)) for r in requests]
+        sims = np.array([r.cache_similarity for r in requests], dtype=float)  # None -> NaN
+        known = ~np.isnan(sims)
+        buckets = np.full(len(requests), -1, dtype=np.int64)
+        buckets[known] = np.rint(sims[known] * SIMILARITY_BUCKETS)  # as round(): half to even
+        np.clip(buckets, -1, SIMILARITY_BUCKETS, out=buckets)
+        radix = SIMILARITY_BUCKETS + 2
+        codes, index = np.unique(np.asarray(prompt_ids, dtype=np.int64) * radix + buckets + 1,
+                                 return_inverse=True)
+        pids, rows = np.divmod(codes, radix)
+        rows -= 1
+        prompts = list(prompt_index)
+        values = np.zeros((0, len(self.levels)))
+        if prompts:
+            text = np.stack([self._text_part(p) for p in prompts])
+            values = np.clip(text[pids] + self._sim[rows], 0.0, 1.2)
+        keys = list(zip(map(prompts.__getitem__, pids.tolist()), rows.tolist(), strict=True))
         cache = self._cache
-        missing = list(dict.fromkeys(k for k in keys if k not in cache))
-        if len(cache) + len(missing) > self.MAX_ENTRIES:
+        if len(cache) + len(keys) > self.MAX_ENTRIES:
             cache.clear()
-            missing = list(dict.fromkeys(keys))
-        if missing:
-            text = np.stack([self._text_part(p) for p, _ in missing])
-            buckets = np.clip([b for _, b in missing], -1, SIMILARITY_BUCKETS)
-            values = np.clip(text + self._sim[buckets], 0.0, 1.2).tolist()
-            levels = self.levels
-            for key, row in zip(missing, values, strict=True):
-                cache[key] = dict(zip(levels, row, strict=True))
-        return [cache[k] for k in keys]
+        levels = self.levels
+        distinct = []
+        for key, row in zip(keys, values.tolist(), strict=True):
+            hit = cache.get(key)
+            if hit is None:
+                hit = cache[key] = dict(zip(levels, row, strict=True))
+            distinct.append(hit)
+        return BulkPrediction(distinct, values, index.tolist(), levels)
 
     def _text_part(self, prompt: str) -> np.ndarray:
         text = self._text.get(prompt)

@@ -298,6 +298,7 @@ def test_prepare_predicts_in_bulk_as_admit_would():
     rng = np.random.default_rng(3)
     picks = rng.integers(0, len(profile.prompts), 400).tolist()
     sims = [None if i % 7 == 0 else float(s) for i, s in enumerate(rng.random(400))]
+    sims[1:6] = [0.0025, 0.0075, 1.3, -0.2, 1.0]  # half-way buckets, out of range
 
     def requests() -> list[Request]:
         return [Request(profile.prompts[p].prompt, 0.0, 30.0, str(i), cache_similarity=s)
@@ -313,4 +314,5 @@ def test_prepare_predicts_in_bulk_as_admit_would():
         bulk_plane.admit(b, 0.0)
         assert a.predicted_quality == b.predicted_quality
         assert a.optimal_level == b.optimal_level
+        assert bulk_plane.predictor.predict(b) is b.predicted_quality  # one dict per input
     assert len({r.optimal_level for r in bulk}) > 2  # the texts really differ
