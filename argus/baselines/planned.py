@@ -72,7 +72,9 @@ class Proteus(_MeanQualityFix, ArgusPolicy):
         self._planned = True
         plan = Plan(
             time_s=now, workers=alloc.workers, forecast_rps=demand.forecast_rps,
-            load_rps=self.routing_flow(now, rates, quality, alloc).sum(axis=0),
+            load_rps=self.routing_flow(
+                rates, self.routing_rate(now, rates.sum()), quality, alloc
+            ).sum(axis=0),
             unserved_rps=float(alloc.unserved.sum()),
             solve_ms=alloc.solve_ms, changed=changed,
         )

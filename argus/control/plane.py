@@ -122,6 +122,7 @@ class ControlPlane:
             {} for _ in range(num)
         ]
         self._class_share = np.zeros(num)
+        self._share_samples = 0.0
         self._class_quality = np.tile(np.asarray(table.mean_quality), (num, 1))
         # Totals for snapshots.
         self.admitted = [0] * num
@@ -443,6 +444,11 @@ class ControlPlane:
             share = counts / total
             if self._class_share.sum() > 0:
                 share = SMOOTHING * share + (1 - SMOOTHING) * self._class_share
+                # Variance of the EWMA of two independent estimates -> its effective size.
+                self._share_samples = 1 / (SMOOTHING**2 / total
+                                           + (1 - SMOOTHING) ** 2 / self._share_samples)
+            else:
+                self._share_samples = total
             self._class_share = share / share.sum()
         self._update_class_quality()
         self._class_counts = [0] * len(self.table.names)
@@ -453,6 +459,7 @@ class ControlPlane:
             class_quality=self._class_quality.copy(),
             workers=self._level_workers.copy(),
             queued=np.asarray(self.queues.count),
+            share_samples=self._share_samples,
         )
 
     def _update_class_quality(self) -> None:

@@ -8,8 +8,10 @@ predictor on that table (`fitted_for_table`) and installs it in the plane."""
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,9 +22,13 @@ from argus.control.predictor import ProfilePredictor
 from argus.types import Request
 
 REPLAN_TOLERANCE = 0.02
-"""Inputs that moved less than this (class rates: L1 change over the total; predicted quality:
-largest change) keep the previous plan without a solve: such a change cannot pass the planner's
-2% hysteresis, and steady load then costs no MILP per period."""
+"""Inputs that moved less than this since the last solve keep its plan without a solve (forecast:
+relative change; class shares: L1 change; predicted quality: each class's largest change,
+weighted by its share): such a change cannot pass the planner's 2% hysteresis."""
+SHARE_NOISE_Z = 2.0
+"""Class shares are sampled: an L1 change within this many times its expected sampling noise is
+noise, not a new prompt mix, and re-solving for it would only chase the noise (at 64 workers
+and 21 req/s the shares move 0.13 L1 per period on a steady Poisson load)."""
 
 
 MIN_TABLE_ROWS = 20
@@ -30,6 +36,16 @@ MIN_TABLE_ROWS = 20
 RANK_WINDOW = 256
 """Recent scores per (class, level) that a prompt's quantile is measured against."""
 RANK_WARMUP = 16
+
+
+class _Solved(NamedTuple):
+    """The inputs and the plan of the last solve."""
+
+    rates: np.ndarray
+    routing_rps: float
+    quality: np.ndarray
+    share_samples: float
+    plan: Plan
 
 
 @register_policy("argus")
@@ -55,7 +71,7 @@ class ArgusPolicy(Policy):
             plane.table, PlannerSettings(redirect_floor=plane.floor - plane.tolerance)
         )
         self._planned = False
-        self._last: tuple[np.ndarray, np.ndarray, Plan] | None = None
+        self._last: _Solved | None = None
 
     def plan(self, now: float, demand: Demand) -> Plan:
         plane = self.plane
@@ -66,15 +82,16 @@ class ArgusPolicy(Policy):
             # Nothing measured yet: keep the current workers, each class at its own level.
             return Plan(time_s=now, workers=demand.workers, routing=np.eye(len(table)),
                         changed=False)
-        if self._unchanged(rates, demand):
+        routing_rps = self.routing_rate(now, rates.sum())
+        if self._unchanged(rates, routing_rps, demand):
             assert self._last is not None
-            return replace(self._last[2], time_s=now, changed=False, solve_ms=0.0)
+            return replace(self._last.plan, time_s=now, changed=False, solve_ms=0.0)
         current = demand.workers if self._planned else None
         alloc, changed = self.planner.plan(
             rates, demand.class_quality, plane.num_workers, current
         )
         self._planned = True
-        flow = self.routing_flow(now, rates, demand.class_quality, alloc)
+        flow = self.routing_flow(rates, routing_rps, demand.class_quality, alloc)
         load = flow.sum(axis=0)
         served = load.sum()
         capacity_share = load / served if served > 0 else np.eye(len(table))[table.full]
@@ -95,40 +112,55 @@ class ArgusPolicy(Policy):
             changed=changed,
             info={"objective": alloc.objective, "burst_load_rps": alloc.flow.sum(axis=0)},
         )
-        self._last = (rates, demand.class_quality, plan)
+        self._last = _Solved(rates, routing_rps, demand.class_quality, demand.share_samples, plan)
         return plan
 
-    def routing_flow(
-        self, now: float, rates: np.ndarray, quality: np.ndarray, alloc: Allocation
-    ) -> np.ndarray:
-        """Flows to route by: the workers are planned for the forecast (the busiest stretch plus
-        headroom), but most of the time the load is the window's mean rate; routing by the
+    def routing_rate(self, now: float, forecast: float) -> float:
+        """The rate to route for: the workers are planned for the forecast (the busiest stretch
+        plus headroom), but most of the time the load is the window's mean rate; routing by the
         forecast's flows would push prompts to approximate levels that the planned workers do
-        not need. So the flows are re-solved (an LP, workers per variant fixed) at the window
-        rate; bursts above it are caught by admission moving late requests to faster levels."""
+        not need. So routing is planned for a blend of the two (bursts above it are caught by
+        admission moving late requests to faster levels)."""
         plane = self.plane
         assert plane is not None
         if not self.route_at_window_rate:
-            return alloc.flow
-        forecast = rates.sum()
+            return forecast
         window = min(plane.load.window_rate(now), forecast)
-        typical = window ** (1 - self.burst_weight) * forecast ** self.burst_weight
-        if typical <= 0 or typical >= 0.98 * forecast:
+        return window ** (1 - self.burst_weight) * forecast ** self.burst_weight
+
+    def routing_flow(
+        self, rates: np.ndarray, routing_rps: float, quality: np.ndarray, alloc: Allocation
+    ) -> np.ndarray:
+        """Flows to route by: re-solved (an LP, workers per variant fixed) at `routing_rps`
+        unless that is within 2% of the forecast."""
+        plane = self.plane
+        assert plane is not None
+        forecast = rates.sum()
+        if routing_rps <= 0 or routing_rps >= 0.98 * forecast:
             return alloc.flow
         return self.planner.solve(
-            rates * (typical / forecast), quality, plane.num_workers,
+            rates * (routing_rps / forecast), quality, plane.num_workers,
             fixed=alloc.variant_workers,
         ).flow
 
-    def _unchanged(self, rates: np.ndarray, demand: Demand) -> bool:
-        if self._last is None:
+    def _unchanged(self, rates: np.ndarray, routing_rps: float, demand: Demand) -> bool:
+        """Whether the inputs moved within noise and tolerance since the last solve."""
+        last = self._last
+        if last is None or not np.array_equal(demand.workers, last.plan.workers):
             return False
-        last_rates, last_quality, last_plan = self._last
-        if not np.array_equal(demand.workers, last_plan.workers):
+        total, last_total = rates.sum(), last.rates.sum()
+        if abs(total - last_total) >= REPLAN_TOLERANCE * last_total or abs(
+            routing_rps - last.routing_rps
+        ) >= REPLAN_TOLERANCE * last.routing_rps:
             return False
-        moved = np.abs(rates - last_rates).sum() / max(last_rates.sum(), 1e-9)
-        drift = np.abs(demand.class_quality - last_quality).max()
-        return moved < REPLAN_TOLERANCE and drift < REPLAN_TOLERANCE
+        share, last_share = rates / total, last.rates / last_total
+        moved = np.abs(share - last_share).sum()
+        if moved >= REPLAN_TOLERANCE and moved >= SHARE_NOISE_Z * share_noise(
+            (share + last_share) / 2, demand.share_samples, last.share_samples
+        ):
+            return False
+        drift = np.abs(demand.class_quality - last.quality).max(axis=1)
+        return float(share @ drift) < REPLAN_TOLERANCE
 
     def install_routes(self, matrix: np.ndarray) -> None:
         super().install_routes(matrix)
@@ -170,6 +202,16 @@ class ArgusPolicy(Policy):
             if tolerant < cumulative:
                 return level
         return levels[-1]
+
+
+def share_noise(share: np.ndarray, samples: float, other_samples: float) -> float:
+    """Expected L1 distance between two independent estimates of the same shares from
+    `samples` and `other_samples` requests: sum of sqrt(2/pi) x the sd of each difference
+    (0 when either size is unknown: no allowance for noise)."""
+    if samples <= 0 or other_samples <= 0:
+        return 0.0
+    variance = share * (1 - share) * (1 / samples + 1 / other_samples)
+    return math.sqrt(2 / math.pi) * float(np.sqrt(variance).sum())
 
 
 def _install_table_predictor(plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)

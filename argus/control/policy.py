@@ -64,6 +64,8 @@ class Demand:
     """Workers per level now."""
     queued: np.ndarray
     """Queued requests per level now."""
+    share_samples: float = 0.0
+    """Effective number of requests behind `class_share` (its sampling noise); 0 = unknown."""
 
 
 @dataclass(frozen=True)

@@ -316,3 +316,42 @@ def test_prepare_predicts_in_bulk_as_admit_would():
         assert a.optimal_level == b.optimal_level
         assert bulk_plane.predictor.predict(b) is b.predicted_quality  # one dict per input
     assert len({r.optimal_level for r in bulk}) > 2  # the texts really differ
+
+
+def test_replans_for_a_new_prompt_mix_not_for_sampling_noise():
+    """At 20 req/s the class shares of a steady mix move by sampling noise alone each period:
+    the solved plan is kept (no MILP); a real change of the mix re-solves."""
+    plane = make_plane(workers=64)
+    rng = np.random.default_rng(1)
+    now, solved = 0.0, []
+
+    def run(periods: int, similarity) -> None:  # noqa: ANN001 - () -> float
+        nonlocal now
+        for _ in range(periods):
+            end = now + plane.period_s
+            while (now := now + rng.exponential(1 / 20)) < end:
+                plane.admit(Request("", now, now + plane.slo_s, cache_similarity=similarity()),
+                            now)
+            now = end
+            plan = plane.tick(end)
+            assert plan is not None
+            solved.append(plan.solve_ms > 0)
+
+    run(36, lambda: rng.uniform(0.6, 1.0))
+    steady = solved[6:]
+    assert sum(steady) <= len(steady) // 4, steady
+    solved.clear()
+    run(3, lambda: 0.0)  # every prompt a cache miss now: the classes change
+    assert any(solved), solved
+
+
+def test_share_noise_is_the_expected_l1_between_sampled_shares():
+    from argus.control.policies import share_noise
+
+    rng = np.random.default_rng(0)
+    share = np.array([0.5, 0.3, 0.15, 0.05])
+    small = rng.multinomial(200, share, 4000) / 200
+    large = rng.multinomial(600, share, 4000) / 600
+    measured = np.abs(small - large).sum(axis=1).mean()
+    assert share_noise(share, 200, 600) == pytest.approx(measured, rel=0.05)
+    assert share_noise(share, 0.0, 600) == 0.0  # unknown: no allowance
