@@ -23,7 +23,7 @@ from argus.config import ArgusConfig
 from argus.control.dispatcher import LevelQueues
 from argus.control.levels import LevelTable, default_slo_s
 from argus.control.load import LoadEstimator
-from argus.control.policy import Demand, Plan, Policy, make_policy
+from argus.control.policy import DEMAND_SMOOTHING, Demand, Plan, Policy, make_policy
 from argus.control.predictor import (
     ProfilePredictor,
     QualityPredictor,
@@ -43,8 +43,6 @@ OPTIMAL_CACHE_SIZE = 1 << 16
 BURST_SHARE_OF_SLO = 0.5
 """Plan for the busiest stretch of this share of the SLO in the load window: shorter bursts wait
 in queues within the deadline, longer ones need capacity."""
-SMOOTHING = 0.5
-"""EWMA weight of the newest period's class shares and qualities."""
 
 _RUNNING = RequestStatus.RUNNING
 _COMPLETED = RequestStatus.COMPLETED
@@ -443,10 +441,10 @@ class ControlPlane:
         if total > 0:
             share = counts / total
             if self._class_share.sum() > 0:
-                share = SMOOTHING * share + (1 - SMOOTHING) * self._class_share
+                share = DEMAND_SMOOTHING * share + (1 - DEMAND_SMOOTHING) * self._class_share
                 # Variance of the EWMA of two independent estimates -> its effective size.
-                self._share_samples = 1 / (SMOOTHING**2 / total
-                                           + (1 - SMOOTHING) ** 2 / self._share_samples)
+                self._share_samples = 1 / (DEMAND_SMOOTHING**2 / total
+                                           + (1 - DEMAND_SMOOTHING) ** 2 / self._share_samples)
             else:
                 self._share_samples = total
             self._class_share = share / share.sum()
@@ -476,7 +474,7 @@ class ControlPlane:
             end = start + len(class_entries)
             mean = weighted[start:end].sum(axis=0) / counts[start:end].sum()  # rows in order
             self._class_quality[cls] = (
-                SMOOTHING * mean + (1 - SMOOTHING) * self._class_quality[cls]
+                DEMAND_SMOOTHING * mean + (1 - DEMAND_SMOOTHING) * self._class_quality[cls]
             )
             self._class_samples[cls].clear()
             start = end

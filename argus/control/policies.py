@@ -17,18 +17,22 @@ import numpy as np
 
 from argus.control.aligner import align, routing_from_flows
 from argus.control.planner import Allocation, MilpPlanner, PlannerSettings
-from argus.control.policy import Demand, Plan, Policy, register_policy
+from argus.control.policy import DEMAND_SMOOTHING, Demand, Plan, Policy, register_policy
 from argus.control.predictor import ProfilePredictor
 from argus.types import Request
 
 REPLAN_TOLERANCE = 0.02
-"""Inputs that moved less than this since the last solve keep its plan without a solve (forecast:
-relative change; class shares: L1 change; predicted quality: each class's largest change,
-weighted by its share): such a change cannot pass the planner's 2% hysteresis."""
+"""Inputs that moved less than this since the last solve keep its plan without a solve (forecast
+and routing rate: relative change; class shares: L1 change; predicted quality: each class's
+largest change, weighted by its share): a change this small moves the plan's objective by about
+as much as the planner's 2% hysteresis ignores."""
 SHARE_NOISE_Z = 2.0
 """Class shares are sampled: an L1 change within this many times its expected sampling noise is
 noise, not a new prompt mix, and re-solving for it would only chase the noise (at 64 workers
 and 21 req/s the shares move 0.13 L1 per period on a steady Poisson load)."""
+MAX_KEPT_PERIODS = 12
+"""A kept plan is re-solved after this many periods anyway: a lasting shift smaller than the
+noise allowance still reaches the plan within a minute."""
 
 
 MIN_TABLE_ROWS = 20
@@ -72,6 +76,8 @@ class ArgusPolicy(Policy):
         )
         self._planned = False
         self._last: _Solved | None = None
+        self._kept = 0
+        """Periods since the last solve."""
 
     def plan(self, now: float, demand: Demand) -> Plan:
         plane = self.plane
@@ -83,9 +89,12 @@ class ArgusPolicy(Policy):
             return Plan(time_s=now, workers=demand.workers, routing=np.eye(len(table)),
                         changed=False)
         routing_rps = self.routing_rate(now, rates.sum())
-        if self._unchanged(rates, routing_rps, demand):
+        if self._kept < MAX_KEPT_PERIODS and self._unchanged(rates, routing_rps, demand):
             assert self._last is not None
-            return replace(self._last.plan, time_s=now, changed=False, solve_ms=0.0)
+            self._kept += 1
+            return replace(self._last.plan, time_s=now, forecast_rps=demand.forecast_rps,
+                           changed=False, solve_ms=0.0)
+        self._kept = 0
         current = demand.workers if self._planned else None
         alloc, changed = self.planner.plan(
             rates, demand.class_quality, plane.num_workers, current
@@ -149,14 +158,14 @@ class ArgusPolicy(Policy):
         if last is None or not np.array_equal(demand.workers, last.plan.workers):
             return False
         total, last_total = rates.sum(), last.rates.sum()
-        if abs(total - last_total) >= REPLAN_TOLERANCE * last_total or abs(
+        if abs(total - last_total) > REPLAN_TOLERANCE * last_total or abs(
             routing_rps - last.routing_rps
-        ) >= REPLAN_TOLERANCE * last.routing_rps:
+        ) > REPLAN_TOLERANCE * last.routing_rps:
             return False
         share, last_share = rates / total, last.rates / last_total
         moved = np.abs(share - last_share).sum()
         if moved >= REPLAN_TOLERANCE and moved >= SHARE_NOISE_Z * share_noise(
-            (share + last_share) / 2, demand.share_samples, last.share_samples
+            (share + last_share) / 2, demand.share_samples, last.share_samples, self._kept + 1
         ):
             return False
         drift = np.abs(demand.class_quality - last.quality).max(axis=1)
@@ -204,14 +213,19 @@ class ArgusPolicy(Policy):
         return levels[-1]
 
 
-def share_noise(share: np.ndarray, samples: float, other_samples: float) -> float:
-    """Expected L1 distance between two independent estimates of the same shares from
-    `samples` and `other_samples` requests: sum of sqrt(2/pi) x the sd of each difference
-    (0 when either size is unknown: no allowance for noise)."""
-    if samples <= 0 or other_samples <= 0:
+def share_noise(
+    share: np.ndarray, samples: float, then_samples: float, periods: int,
+    smoothing: float = DEMAND_SMOOTHING,
+) -> float:
+    """Expected L1 distance, from sampling alone, between the plane's share estimate now (from an
+    effective `samples` requests) and the one `periods` periods ago (`then_samples`): the sum of
+    sqrt(2/pi) x the sd of each difference. Both are EWMAs, so they share the older samples: the
+    covariance (1 - smoothing)^periods x Var(then) is taken off. 0 when a size is unknown."""
+    if samples <= 0 or then_samples <= 0:
         return 0.0
-    variance = share * (1 - share) * (1 / samples + 1 / other_samples)
-    return math.sqrt(2 / math.pi) * float(np.sqrt(variance).sum())
+    shared = 2 * (1 - smoothing) ** periods
+    inverse = max(1 / samples + (1 - shared) / then_samples, 0.0)
+    return math.sqrt(2 / math.pi) * float(np.sqrt(share * (1 - share) * inverse).sum())
 
 
 def _install_table_predictor(plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)

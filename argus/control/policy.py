@@ -49,6 +49,10 @@ ROUTE_CYCLE = 1024
 GOLDEN = 0.6180339887498949
 
 
+DEMAND_SMOOTHING = 0.5
+"""EWMA weight of the newest period's class shares and qualities in a `Demand`."""
+
+
 @dataclass(frozen=True)
 class Demand:
     """What the plane measured for the next period."""
@@ -102,6 +106,7 @@ class Policy:
     def bind(self, plane: ControlPlane) -> None:
         """Called once by the plane before anything else."""
         self.plane = plane
+        self._matrix = None
 
     def plan(self, now: float, demand: Demand) -> Plan:
         raise NotImplementedError

@@ -107,8 +107,15 @@ SIMILARITY_BUCKETS = 200
 
 
 def similarity_bucket(similarity: float | None) -> int:
-    """The similarity's cache bucket (`similarity x 200`, rounded), -1 when unknown."""
-    return -1 if similarity is None else round(similarity * SIMILARITY_BUCKETS)
+    """The similarity's cache bucket (`similarity x 200`, rounded, within 0..200); -1 when
+    unknown (None, NaN or infinite)."""
+    if similarity is None:
+        return -1
+    try:
+        bucket = round(similarity * SIMILARITY_BUCKETS)
+    except (ValueError, OverflowError):  # NaN, infinite (try: free on the hot path)
+        return -1
+    return 0 if bucket < 0 else SIMILARITY_BUCKETS if bucket > SIMILARITY_BUCKETS else bucket
 
 
 class ProfilePredictor:

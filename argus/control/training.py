@@ -317,7 +317,7 @@ class CachedLinearPredictor:
         self._cache: dict[tuple[str, int], dict[str, float]] = {}
 
     def predict(self, request: Request) -> dict[str, float]:
-        row = min(max(similarity_bucket(request.cache_similarity), -1), SIMILARITY_BUCKETS)
+        row = similarity_bucket(request.cache_similarity)
         key = (request.prompt, row)
         hit = self._cache.get(key)
         if hit is not None:
@@ -335,11 +335,11 @@ class CachedLinearPredictor:
         bucket) pairs are deduplicated as integer codes and summed as one matrix."""
         prompt_index: dict[str, int] = {}
         prompt_ids = [prompt_index.setdefault(r.prompt, len(prompt_index)) for r in requests]
+        # `similarity_bucket`, vectorised (np.rint rounds half to even, as round() does).
         sims = np.array([r.cache_similarity for r in requests], dtype=float)  # None -> NaN
-        known = ~np.isnan(sims)
+        known = np.isfinite(sims)
         buckets = np.full(len(requests), -1, dtype=np.int64)
-        buckets[known] = np.rint(sims[known] * SIMILARITY_BUCKETS)  # as round(): half to even
-        np.clip(buckets, -1, SIMILARITY_BUCKETS, out=buckets)
+        buckets[known] = np.clip(np.rint(sims[known] * SIMILARITY_BUCKETS), 0, SIMILARITY_BUCKETS)
         radix = SIMILARITY_BUCKETS + 2
         codes, index = np.unique(np.asarray(prompt_ids, dtype=np.int64) * radix + buckets + 1,
                                  return_inverse=True)
@@ -352,7 +352,7 @@ class CachedLinearPredictor:
             values = np.clip(text[pids] + self._sim[rows], 0.0, 1.2)
         keys = list(zip(map(prompts.__getitem__, pids.tolist()), rows.tolist(), strict=True))
         cache = self._cache
-        if len(cache) + len(keys) > self.MAX_ENTRIES:
+        if len(cache) + sum(key not in cache for key in keys) > self.MAX_ENTRIES:
             cache.clear()
         levels = self.levels
         distinct = []

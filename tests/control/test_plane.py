@@ -298,7 +298,7 @@ def test_prepare_predicts_in_bulk_as_admit_would():
     rng = np.random.default_rng(3)
     picks = rng.integers(0, len(profile.prompts), 400).tolist()
     sims = [None if i % 7 == 0 else float(s) for i, s in enumerate(rng.random(400))]
-    sims[1:6] = [0.0025, 0.0075, 1.3, -0.2, 1.0]  # half-way buckets, out of range
+    sims[1:7] = [0.0025, 0.0075, 1.3, -0.2, 1.0, float("nan")]  # half-way, out of range, NaN
 
     def requests() -> list[Request]:
         return [Request(profile.prompts[p].prompt, 0.0, 30.0, str(i), cache_similarity=s)
@@ -352,6 +352,14 @@ def test_share_noise_is_the_expected_l1_between_sampled_shares():
     share = np.array([0.5, 0.3, 0.15, 0.05])
     small = rng.multinomial(200, share, 4000) / 200
     large = rng.multinomial(600, share, 4000) / 600
-    measured = np.abs(small - large).sum(axis=1).mean()
-    assert share_noise(share, 200, 600) == pytest.approx(measured, rel=0.05)
-    assert share_noise(share, 0.0, 600) == 0.0  # unknown: no allowance
+    independent = np.abs(small - large).sum(axis=1).mean()
+    assert share_noise(share, 200, 600, periods=50) == pytest.approx(independent, rel=0.05)
+    assert share_noise(share, 0.0, 600, periods=50) == 0.0  # unknown: no allowance
+    # The plane's EWMA (weight 0.5, 100 requests a period): estimates 1 and 3 periods apart
+    # share samples, so they differ less than independent ones of the same size (3 x 100).
+    estimates = [rng.multinomial(100, share, 4000) / 100]
+    for _ in range(40):
+        estimates.append(0.5 * rng.multinomial(100, share, 4000) / 100 + 0.5 * estimates[-1])
+    for apart in (1, 3):
+        measured = np.abs(estimates[-1] - estimates[-1 - apart]).sum(axis=1).mean()
+        assert share_noise(share, 300, 300, periods=apart) == pytest.approx(measured, rel=0.05)
