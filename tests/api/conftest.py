@@ -6,17 +6,21 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from api_helpers import ServerThread, api_config
+from api_helpers import api_config
+from live_server import LiveServer
+
+from argus.api import create_app
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[ServerThread]:
-    running = ServerThread(api_config()).start()
+def server() -> Iterator[LiveServer]:
+    """One real Argus server (uvicorn in a thread, real worker processes)."""
+    running = LiveServer(create_app(api_config())).wait_ready()
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="session")
-def client(server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as http:
         yield http

@@ -9,7 +9,8 @@ import time
 
 import httpx
 import pytest
-from api_helpers import ServerThread, sse_events
+from api_helpers import sse_events
+from live_server import LiveServer
 from openai import OpenAI
 from PIL import Image
 
@@ -33,8 +34,8 @@ def worker_idle(client: httpx.Client, timeout_s: float) -> bool:
     return False
 
 
-def test_openai_client_gets_png_of_requested_size(server: ServerThread) -> None:
-    openai = OpenAI(base_url=f"{server.base_url}/v1", api_key="x")
+def test_openai_client_gets_png_of_requested_size(server: LiveServer) -> None:
+    openai = OpenAI(base_url=f"{server.url}/v1", api_key="x")
     for size, expected in (("32x32", (32, 32)), ("64x48", (64, 48))):
         result = openai.images.generate(
             prompt="a red circle", size=size, response_format="b64_json"
@@ -130,11 +131,11 @@ def test_client_disconnect_cancels_stream_and_frees_worker(client: httpx.Client)
 
 
 def test_client_disconnect_cancels_plain_request(
-    server: ServerThread, client: httpx.Client
+    server: LiveServer, client: httpx.Client
 ) -> None:
     def impatient() -> None:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(f"{server.base_url}/v1/images/generations", json=SLOW, timeout=1.5)
+            httpx.post(f"{server.url}/v1/images/generations", json=SLOW, timeout=1.5)
 
     thread = threading.Thread(target=impatient)
     thread.start()

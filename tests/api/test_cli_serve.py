@@ -46,7 +46,7 @@ def test_serve_out_of_the_box_draws_a_large_red_circle_the_scorer_passes(tmp_pat
 
     import httpx
     import numpy as np
-    from api_helpers import free_port, wait_ready
+    from live_server import free_port, wait_ready
     from PIL import Image
 
     from argus.shapes.scorer import score

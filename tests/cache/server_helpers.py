@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
+from live_server import LiveServer
 from PIL import Image
 
 from argus.api import create_app
@@ -42,44 +39,26 @@ def server_config(cache_dir: Path) -> ArgusConfig:
     })
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class CacheServer:
+    """A real Argus server with the approximate cache, in a thread."""
+
     def __init__(self, config: ArgusConfig, hook: CacheServing) -> None:
         self.hook = hook
-        self.port = _free_port()
         self.app = create_app(config, runtime=build_runtime(config, cache=hook))
-        server_config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(server_config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)
+        self.live = LiveServer(self.app)
+        self.client = httpx.Client(base_url=self.live.url, timeout=120)
 
     @classmethod
     def start(cls, config: ArgusConfig, embed_fn=None) -> CacheServer:
         hook = build_cache_hook(config, embed_fn)
         assert hook is not None
         server = cls(config, hook)
-        server.thread.start()
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if server.client.get("/ready").status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server did not become ready")
+        server.live.wait_ready(180)
+        return server
 
     def stop(self) -> None:
         self.client.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
+        self.live.stop()
         self.hook.cache.close()
 
     def generate(self, prompt: str, seed: int, user: str = "alice", **extra: object) -> dict:

@@ -8,13 +8,13 @@ and relations, plus seeded noise, the pattern RouteT2I reports (more nouns: larg
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi import Request
+from live_server import serve_in_thread
 
 from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
 
@@ -114,51 +114,6 @@ def two_tier_profile_path(tmp_path: Path, two_tier_profile: Profile) -> Path:
     path = tmp_path / "synthetic-profile.json"
     two_tier_profile.save(path)
     return path
-
-
-class LocalServer:
-    """An ASGI app served by uvicorn in a thread on a socket bound at once (URL known before
-    the app has started, so several servers can start in parallel)."""
-
-    def __init__(self, app) -> None:
-        import socket
-        import threading
-
-        import uvicorn
-
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-
-    def wait_started(self, timeout_s: float = 60.0) -> str:
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started and self._thread.is_alive():
-            assert time.monotonic() < deadline, "local server did not start in time"
-            time.sleep(0.05)
-        assert self._server.started, "local server failed to start"
-        return self.url
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
-        self._socket.close()
-
-
-@contextlib.contextmanager
-def serve_in_thread(app):
-    """Serve an ASGI app on a free local port for the duration; yields its base URL."""
-    server = LocalServer(app)
-    try:
-        yield server.wait_started()
-    finally:
-        server.stop()
 
 
 class FakeCloudControl:

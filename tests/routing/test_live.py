@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from live_server import LiveServer
 
 from argus.config import ArgusConfig, parse_config
 from argus.control.profile import Profile
 from argus.routing.evaluate import tier_data
 from argus.routing.predictor import PRSPredictor
-
-from .conftest import LocalServer
 
 # One tiny random-weight level keeps both servers fast; the routing is what is under test.
 FAMILY = {
@@ -51,8 +50,8 @@ def test_edge_server_routes_to_a_cloud_argus_and_survives_its_loss(
     predictor.save(tmp_path / "predictor.json")
     assert predictor.predict_prs(HARD) < 0.5 < predictor.predict_prs(EASY)
 
-    cloud = LocalServer(create_app(_config(tmp_path, "cloud")))
-    edge = LocalServer(create_app(_config(
+    cloud = LiveServer(create_app(_config(tmp_path, "cloud")))
+    edge = LiveServer(create_app(_config(
         tmp_path, "edge", enabled=True, cloud_url=f"{cloud.url}/v1", budget=1.0,
         predictor=str(tmp_path / "predictor.json"), timeout_s=60.0, retries=0,
         breaker_failures=1, breaker_reset_s=600.0, cost_per_call=0.02,
@@ -67,7 +66,7 @@ def test_edge_server_routes_to_a_cloud_argus_and_survives_its_loss(
         cloud.stop()
 
 
-def _route_then_lose_the_cloud(client: httpx.Client, edge_url: str, cloud: LocalServer) -> None:
+def _route_then_lose_the_cloud(client: httpx.Client, edge_url: str, cloud: LiveServer) -> None:
     served = _post(client, edge_url, HARD)
     assert served.status_code == 200, served.text
     meta = served.json()["data"][0]["argus"]
