@@ -19,10 +19,8 @@ from pathlib import Path
 from argus.baselines.compare import compare, full_quality_capacity
 from argus.baselines.plots import write_plots
 from argus.sim.run import SimulationSpec
+from argus.sim.traces import BINNED_TRACES, TRACE_NAMES
 
-TRACES = ("azure-functions", "azure-llm-code", "azure-llm-conv", "mooncake", "servegen",
-          "poisson")
-COMPRESSED = {"azure-functions", "servegen"}
 LOADS = (0.5, 1.0, 2.0)
 WORKERS = (8, 64)
 KEPT = ("slo_violation_ratio", "mean_relative_quality", "goodput_rps", "quality_goodput_rps",
@@ -48,12 +46,12 @@ def main() -> None:
     name = "results.json" if sizes == WORKERS else f"results-{'-'.join(map(str, sizes))}.json"
     for workers in sizes:
         capacity = full_quality_capacity("a100-sdxl", workers)
-        for trace in TRACES:
+        for trace in TRACE_NAMES:
             for load in LOADS:
                 started = time.perf_counter()
                 spec = SimulationSpec(trace=trace, rate=load * capacity, workers=workers,
                                       duration_s=args.duration, seed=args.seed,
-                                      compress=trace in COMPRESSED)
+                                      compress=trace in BINNED_TRACES)
                 comparison = compare(spec)
                 results = comparison.results()
                 key = f"{trace}:{workers}:{load}"

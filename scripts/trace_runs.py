@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 
 from argus.sim.run import SimulationSpec, simulate
-from argus.sim.traces import TRACE_NAMES
+from argus.sim.traces import BINNED_TRACES, TRACE_NAMES
 
-COMPRESSED = {"azure-functions", "servegen"}
 HEADER = ("| trace | requests | served | rejected | SLO viol. | quality (modelled) | goodput req/s "
           "| p50 s | p99 s | loads | top levels | simulated req/s |")
 
@@ -45,7 +44,7 @@ def main() -> None:
     for trace in TRACE_NAMES:
         spec = SimulationSpec(trace=trace, rate=args.rate, workers=args.workers,
                               policy=args.policy, duration_s=args.duration, seed=args.seed,
-                              compress=trace in COMPRESSED)
+                              compress=trace in BINNED_TRACES)
         summary, wall_s = simulate(spec)
         print(row(trace, summary, wall_s), flush=True)
 

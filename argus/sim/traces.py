@@ -29,6 +29,9 @@ import numpy as np
 
 TRACE_NAMES = ("azure-functions", "azure-llm-code", "azure-llm-conv", "mooncake", "servegen",
                "poisson")
+BINNED_TRACES = ("azure-functions", "servegen")
+"""Traces given as rates per bin (per minute / per 10 minutes over days): studies usually
+`compress` them so their daily shape plays out within the simulated duration."""
 SERVEGEN_POOL = "language/m-large"
 
 
@@ -185,7 +188,7 @@ def load_trace(
         count = rng.poisson(rate * duration_s)
         times = np.sort(rng.random(count) * duration_s)
         return Trace(spec, times, source="homogeneous Poisson")
-    if spec in ("azure-functions", "servegen"):
+    if spec in BINNED_TRACES:
         loader = _azure_functions_bins if spec == "azure-functions" else _servegen_bins
         bin_s, rates, cvs = loader(data)
         times = rescale_bins(bin_s, rates, cvs, rate, duration_s, rng, compress)

@@ -44,8 +44,7 @@ class CacheServer:
 
     def __init__(self, config: ArgusConfig, hook: CacheServing) -> None:
         self.hook = hook
-        self.app = create_app(config, runtime=build_runtime(config, cache=hook))
-        self.live = LiveServer(self.app)
+        self.live = LiveServer(create_app(config, runtime=build_runtime(config, cache=hook)))
         self.client = httpx.Client(base_url=self.live.url, timeout=120)
 
     @classmethod
