@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--trace", required=True,
                         help="azure-functions, azure-llm-code, azure-llm-conv, mooncake, "
-                             "servegen, poisson, or a CSV file with an arrival_s column")
+                             "servegen, poisson, bursty-sessions, flash-crowd, diurnal (any "
+                             "name + '+mixed' adds an images/steps mix), or a CSV file with an "
+                             "arrival_s column")
     load = parser.add_mutually_exclusive_group(required=True)
     load.add_argument("--rate", type=float, help="target mean arrival rate, req/s")
     load.add_argument("--load", type=float,

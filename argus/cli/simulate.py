@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--trace", required=True,
                         help="azure-functions, azure-llm-code, azure-llm-conv, mooncake, "
-                             "servegen, poisson, or a CSV file with an arrival_s column")
+                             "servegen, poisson, bursty-sessions, flash-crowd, diurnal (any "
+                             "name + '+mixed' adds an images/steps mix), or a CSV file with an "
+                             "arrival_s column")
     parser.add_argument("--rate", type=float, default=None,
                         help="target mean arrival rate, req/s (a CSV file keeps its own if unset)")
     parser.add_argument("--workers", type=int, required=True, help="simulated GPUs")
@@ -34,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compress", action="store_true",
                         help="squeeze the whole trace's shape into the duration")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="shared data folder (default ../shared/data)")
+                        help="read the production traces from this folder in the "
+                             "../shared/data layout (default: the copy in the package)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 

@@ -1,7 +1,9 @@
-"""Arrival traces: the shared production traces, Poisson, and CSV trace files.
+"""Arrival traces: the production traces, Poisson, the workload zoo, and CSV trace files.
 
-The shared traces are read by path from `../shared/data/` (next to the repository); they are not
-copied into the project. Each keeps its shape while being rescaled to a target mean rate:
+The production traces (`SHARED_TRACES`) are read from the compact copy shipped in
+`argus/assets/traces/` (see its ATTRIBUTION.md); `data_dir=` (`--data-dir`) reads the original
+files of the shared layout (`../shared/data/<source>/...`) instead, with identical results.
+Each keeps its shape while being rescaled to a target mean rate:
 - per-request traces (`azure-llm-code`, `azure-llm-conv`, `mooncake`) keep every arrival's time;
   a rate factor m < 1 thins them, m > 1 gives each arrival floor(m) or ceil(m) copies jittered
   inside its second, so per-second counts (and their burstiness) scale by m;
@@ -12,9 +14,13 @@ copied into the project. Each keeps its shape while being rescaled to a target m
 as DiffServe maps an hour of the Azure trace to a second); otherwise the trace plays in real time
 from its start and loops if the duration is longer.
 
-Sources and licences (see each folder's PROVENANCE.md): Azure Functions 2019 (CC BY 4.0, Shahrad
-et al., ATC'20), Azure LLM inference 2023 (CC BY 4.0, Patel et al., ISCA'24), Mooncake FAST'25
-(Apache-2.0, Qin et al.), ServeGen (Apache-2.0, Xiang et al. 2025).
+The zoo (`ZOO_TRACES`, generated, see `argus.sim.zoo`): `bursty-sessions` (on/off MMPP),
+`flash-crowd` (a 10x step for 60 s), `diurnal` (sinusoid); the suffix `+mixed` on any trace name
+fills `Trace.n` and `Trace.steps` with a mix of images per request and pinned steps.
+
+Sources and licences (argus/assets/traces/ATTRIBUTION.md): Azure Functions 2019 (CC BY 4.0,
+Shahrad et al., ATC'20), Azure LLM inference 2023 (CC BY 4.0, Patel et al., ISCA'24), Mooncake
+FAST'25 (Apache-2.0, Qin et al.), ServeGen (Apache-2.0, Xiang et al. 2025).
 """
 
 from __future__ import annotations
@@ -27,8 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-TRACE_NAMES = ("azure-functions", "azure-llm-code", "azure-llm-conv", "mooncake", "servegen",
-               "poisson")
+from argus.sim.zoo import (
+    MIXED_SUFFIX,
+    ZOO_GENERATORS,
+    ZOO_TRACES,
+    mix_columns,
+    mix_rng,
+    zoo_arrivals,
+)
+
+SHARED_TRACES = ("azure-functions", "azure-llm-code", "azure-llm-conv", "mooncake", "servegen")
+"""The production traces (a compact copy ships in `argus/assets/traces/`)."""
+TRACE_NAMES = SHARED_TRACES + ("poisson",) + ZOO_TRACES
 BINNED_TRACES = ("azure-functions", "servegen")
 """Traces given as rates per bin (per minute / per 10 minutes over days): studies usually
 `compress` them so their daily shape plays out within the simulated duration."""
@@ -36,8 +52,13 @@ SERVEGEN_POOL = "language/m-large"
 
 
 def default_data_dir() -> Path:
-    """`../shared/data` next to the repository root."""
+    """`../shared/data` next to the repository root (the original files; optional)."""
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def package_data_dir() -> Path:
+    """`argus/assets/traces`: the compact copy of the production traces shipped in the package."""
+    return Path(__file__).resolve().parents[1] / "assets" / "traces"
 
 
 @dataclass
@@ -57,13 +78,22 @@ class Trace:
 
 
 # ---------------------------------------------------------------------------- raw shapes
+# `data` is None for the package copy, else a folder in the shared layout.
 def _require(path: Path) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"trace data not found: {path} (expected ../shared/data)")
+        raise FileNotFoundError(f"trace data not found: {path}")
     return path
 
 
-def _llm_timestamps(data: Path, kind: str) -> np.ndarray:
+def _arrival_column(name: str) -> np.ndarray:
+    """The `arrival_s` column of a packaged per-request trace."""
+    with _require(package_data_dir() / name).open() as fh:
+        return np.array([float(r["arrival_s"]) for r in csv.DictReader(fh)])
+
+
+def _llm_timestamps(data: Path | None, kind: str) -> np.ndarray:
+    if data is None:
+        return _arrival_column(f"azure_llm_{kind}.csv")
     path = _require(data / "azure_llm_2023" / f"AzureLLMInferenceTrace_{kind}.csv")
     with path.open() as fh:
         rows = list(csv.reader(fh))[1:]
@@ -72,23 +102,31 @@ def _llm_timestamps(data: Path, kind: str) -> np.ndarray:
     return np.array([(s - start).total_seconds() for s in stamps])
 
 
-def _mooncake_timestamps(data: Path) -> np.ndarray:
+def _mooncake_timestamps(data: Path | None) -> np.ndarray:
+    if data is None:
+        return _arrival_column("mooncake_conversation.csv")
     path = _require(data / "mooncake_fast25" / "conversation_trace.jsonl")
     with path.open() as fh:
         return np.array([json.loads(line)["timestamp"] / 1000.0 for line in fh if line.strip()])
 
 
-def _azure_functions_bins(data: Path) -> tuple[float, np.ndarray, np.ndarray]:
-    path = _require(data / "azure_functions_2019_sample" / "per_minute_total.csv")
+def _azure_functions_bins(data: Path | None) -> tuple[float, np.ndarray, np.ndarray]:
+    path = _require(
+        package_data_dir() / "azure_functions_per_minute.csv" if data is None
+        else data / "azure_functions_2019_sample" / "per_minute_total.csv"
+    )
     with path.open() as fh:
         counts = np.array([float(r["invocations"]) for r in csv.DictReader(fh)])
     return 60.0, counts / 60.0, np.ones_like(counts)
 
 
-def _servegen_bins(data: Path) -> tuple[float, np.ndarray, np.ndarray]:
-    path = _require(data / "servegen" / "servegen_aggregate_rate.csv")
-    with path.open() as fh:
-        rows = [r for r in csv.DictReader(fh) if r["pool"] == SERVEGEN_POOL]
+def _servegen_bins(data: Path | None) -> tuple[float, np.ndarray, np.ndarray]:
+    path = _require(
+        package_data_dir() / "servegen_m_large.csv" if data is None
+        else data / "servegen" / "servegen_aggregate_rate.csv"
+    )
+    with path.open() as fh:  # the packaged file holds the SERVEGEN_POOL rows only, no pool column
+        rows = [r for r in csv.DictReader(fh) if r.get("pool", SERVEGEN_POOL) == SERVEGEN_POOL]
     rows.sort(key=lambda r: float(r["window_start_s"]))
     rates = np.array([float(r["total_rate_rps"]) for r in rows])
     cvs = np.array([float(r["rate_weighted_cv"] or 1.0) for r in rows])
@@ -176,18 +214,34 @@ def load_trace(
     spec: str, rate: float | None, duration_s: float, seed: int = 0,
     data_dir: Path | None = None, compress: bool = False,
 ) -> Trace:
-    """A named trace (`TRACE_NAMES`) or a CSV file, over [0, duration) at mean `rate` req/s
-    (a file keeps its own rate when `rate` is None)."""
+    """A named trace (`TRACE_NAMES`, or any of them + `+mixed`) or a CSV file, over
+    [0, duration) at mean `rate` req/s (a file keeps its own rate when `rate` is None).
+    `data_dir`: read the production traces from this shared-layout folder instead of the
+    package copy. `compress` applies to the production traces and files only."""
+    base = spec.removesuffix(MIXED_SUFFIX)
+    if base not in TRACE_NAMES or base.endswith(MIXED_SUFFIX):
+        return _load_csv(Path(spec), rate, duration_s, np.random.default_rng(seed), compress)
+    trace = _named_trace(base, rate, duration_s, seed, data_dir, compress)
+    if spec != base:
+        trace.name = spec
+        trace.n, trace.steps = mix_columns(len(trace), mix_rng(seed))
+        trace.source += " + image/step mix"
+    return trace
+
+
+def _named_trace(
+    spec: str, rate: float | None, duration_s: float, seed: int, data: Path | None,
+    compress: bool,
+) -> Trace:
     rng = np.random.default_rng(seed)
-    data = data_dir or default_data_dir()
-    if spec not in TRACE_NAMES:
-        return _load_csv(Path(spec), rate, duration_s, rng, compress)
     if rate is None or rate <= 0:
         raise ValueError(f"trace {spec}: --rate must be > 0")
     if spec == "poisson":
         count = rng.poisson(rate * duration_s)
         times = np.sort(rng.random(count) * duration_s)
         return Trace(spec, times, source="homogeneous Poisson")
+    if spec in ZOO_GENERATORS:
+        return Trace(spec, zoo_arrivals(spec, rate, duration_s, rng), source="argus.sim.zoo")
     if spec in BINNED_TRACES:
         loader = _azure_functions_bins if spec == "azure-functions" else _servegen_bins
         bin_s, rates, cvs = loader(data)
@@ -199,7 +253,8 @@ def load_trace(
             "mooncake": lambda: _mooncake_timestamps(data),
         }[spec]()
         times = rescale_events(raw, rate, duration_s, rng, compress)
-    return Trace(spec, times, source=f"{data} (shared, read by path)")
+    where = f"{package_data_dir()} (package copy)" if data is None else f"{data} (shared layout)"
+    return Trace(spec, times, source=where)
 
 
 def _load_csv(

@@ -3,7 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus.sim.traces import TRACE_NAMES, load_trace, rescale_events
+from argus.sim import traces
+from argus.sim.traces import (
+    SHARED_TRACES,
+    TRACE_NAMES,
+    default_data_dir,
+    load_trace,
+    package_data_dir,
+    rescale_events,
+)
 
 
 def per_second_cv(times: np.ndarray, duration: float) -> float:
@@ -12,8 +20,8 @@ def per_second_cv(times: np.ndarray, duration: float) -> float:
 
 
 @pytest.mark.parametrize("name", TRACE_NAMES)
-def test_named_traces_hit_target_rate(name, data_dir):
-    trace = load_trace(name, rate=20.0, duration_s=600.0, seed=1, data_dir=data_dir)
+def test_named_traces_hit_target_rate(name):
+    trace = load_trace(name, rate=20.0, duration_s=600.0, seed=1)
     times = trace.arrival_s
     assert len(times) > 0
     assert (np.diff(times) >= 0).all()
@@ -21,9 +29,9 @@ def test_named_traces_hit_target_rate(name, data_dir):
     assert len(times) / 600.0 == pytest.approx(20.0, rel=0.12)
 
 
-def test_rescaling_keeps_burstiness(data_dir):
-    code = load_trace("azure-llm-code", 20.0, 1200.0, seed=2, data_dir=data_dir).arrival_s
-    conv = load_trace("azure-llm-conv", 20.0, 1200.0, seed=2, data_dir=data_dir).arrival_s
+def test_rescaling_keeps_burstiness():
+    code = load_trace("azure-llm-code", 20.0, 1200.0, seed=2).arrival_s
+    conv = load_trace("azure-llm-conv", 20.0, 1200.0, seed=2).arrival_s
     poisson = load_trace("poisson", 20.0, 1200.0, seed=2).arrival_s
     # The coding trace is the bursty one, the conversation trace near Poisson (PROVENANCE.md).
     assert per_second_cv(code, 1200) > 2 * per_second_cv(conv, 1200)
@@ -42,8 +50,8 @@ def test_rescale_events_scales_per_second_counts():
     assert np.corrcoef(per_second, scaled)[0, 1] > 0.9
 
 
-def test_compress_fits_whole_shape(data_dir):
-    trace = load_trace("azure-functions", 5.0, 240.0, seed=0, data_dir=data_dir, compress=True)
+def test_compress_fits_whole_shape():
+    trace = load_trace("azure-functions", 5.0, 240.0, seed=0, compress=True)
     # The diurnal curve: the UTC evening peak (18-19 h) is busier than the night (3-4 h).
     hour = 240.0 / 24
     night = ((trace.arrival_s >= 3 * hour) & (trace.arrival_s < 4 * hour)).sum()
@@ -76,3 +84,33 @@ def test_bad_csv_is_a_clear_error(tmp_path, text):
 def test_unknown_trace_name():
     with pytest.raises(ValueError, match="not a trace name"):
         load_trace("no-such-trace", 1.0, 10.0)
+
+
+def test_package_copy_is_shipped_and_small():
+    files = {p.name: p.stat().st_size for p in package_data_dir().iterdir()}
+    assert "ATTRIBUTION.md" in files
+    assert sum(files.values()) < 3_000_000
+    for name in SHARED_TRACES:
+        assert load_trace(name, 5.0, 60.0).source.endswith("(package copy)")
+
+
+@pytest.mark.skipif(not default_data_dir().exists(), reason="no ../shared/data to compare with")
+def test_package_copy_equals_shared_originals():
+    shared = default_data_dir()
+    for kind in ("code", "conv"):
+        assert np.array_equal(traces._llm_timestamps(None, kind),
+                              traces._llm_timestamps(shared, kind))
+    assert np.array_equal(traces._mooncake_timestamps(None), traces._mooncake_timestamps(shared))
+    for loader in (traces._azure_functions_bins, traces._servegen_bins):
+        for ours, theirs in zip(loader(None), loader(shared), strict=True):
+            assert np.array_equal(ours, theirs)
+    for name in SHARED_TRACES:
+        for compress in (False, True):
+            ours = load_trace(name, 20.0, 900.0, seed=4, compress=compress)
+            theirs = load_trace(name, 20.0, 900.0, seed=4, compress=compress, data_dir=shared)
+            assert np.array_equal(ours.arrival_s, theirs.arrival_s)
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="trace data not found"):
+        load_trace("mooncake", 5.0, 60.0, data_dir=tmp_path)
