@@ -63,6 +63,9 @@ class Request:
     """Why it was rejected or moved, in words a client can read."""
     start_s: float | None = None
     finish_s: float | None = None
+    queue_seq: int = -1
+    """Token of its live queue entry (`LevelQueues`); -1 when not queued. An entry whose token
+    differs is stale (the request moved level, ran or left)."""
 
     @property
     def pinned(self) -> bool:

@@ -35,9 +35,11 @@ def _load_share(plan: Plan, num: int, fallback: int) -> np.ndarray:
 
 
 class _MeanQualityFix:
-    """Late requests move by population-mean quality, not by their own prediction."""
+    """Late requests move by population-mean quality, not by their own prediction; queued
+    requests are never re-levelled (that needs per-prompt predictions)."""
 
     mean_quality: np.ndarray
+    degrade_queued = False
 
     def on_late(self, request: Request, now: float, level: int) -> int | None:
         plane = self.plane  # type: ignore[attr-defined]
@@ -107,6 +109,8 @@ class RandomAssignment(_MeanQualityFix, ArgusPolicy):
 @register_policy("pac")
 class PromptAwareCaching(ArgusPolicy):
     """Argus's machinery restricted to the full model's cache levels (same steps, skip K)."""
+
+    degrade_queued = False
 
     def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
         table = plane.table

@@ -1,9 +1,11 @@
 """Per-level request queues, earliest deadline first, with the queued work each variant's workers
 still have to do (the admission estimate).
 
-Removal is lazy: a cancelled request stays in its heap marked CANCELLED and is skipped on pop, so
-cancel is O(1) and nothing is lost: every request leaves a queue only through `pop` (to a worker or
-to an explicit rejection) or `remove` (cancelled by its client).
+Removal is lazy: each push gives the request a fresh token (`Request.queue_seq`) that its heap entry
+carries; an entry whose token no longer matches (the request was cancelled, ran, or moved to
+another level by `move`) is skipped on pop, so cancel and move are O(log n) and nothing is lost:
+every request leaves a queue only through `pop` (to a worker or to an explicit rejection), `remove`
+(cancelled by its client) or `move` (re-levelled, still queued).
 
 Every request passes through `push` and `take_batch` (the simulator's hot path, millions of calls):
 both are kept flat on purpose.
@@ -41,6 +43,9 @@ class LevelQueues:
         self.variant_count = [0] * (max(level_variant) + 1)
         """Live queued requests per variant."""
         self.total = 0
+        """Live queued requests."""
+        self.images = 0
+        """Live queued images (requests weighted by `n`)."""
         self._seq = itertools.count()
         self._by_id: dict[str, tuple[Request, int]] = {}
 
@@ -49,26 +54,40 @@ class LevelQueues:
 
     def push(self, request: Request, level: int) -> None:
         request.status = _QUEUED
-        _heappush(self.heaps[level], (request.deadline_s, next(self._seq), request))
+        seq = request.queue_seq = next(self._seq)
+        _heappush(self.heaps[level], (request.deadline_s, seq, request))
         self._by_id[request.request_id] = (request, level)
         self.count[level] += 1
         v = self.level_variant[level]
         self.work_s[v] += request.n * self.image_time_s[level]
         self.variant_count[v] += 1
         self.total += 1
+        self.images += request.n
 
     def _forget(self, request: Request, level: int) -> None:
         del self._by_id[request.request_id]
+        request.queue_seq = -1
         self.count[level] -= 1
         v = self.level_variant[level]
         self.work_s[v] -= request.n * self.image_time_s[level]
         self.variant_count[v] -= 1
         self.total -= 1
+        self.images -= request.n
+
+    def level_of(self, request_id: str) -> int:
+        """Level position a queued request waits at; -1 if it is not queued."""
+        entry = self._by_id.get(request_id)
+        return -1 if entry is None else entry[1]
+
+    def move(self, request: Request, level: int) -> None:
+        """Re-level a queued request (its old heap entry goes stale)."""
+        self._forget(request, self._by_id[request.request_id][1])
+        self.push(request, level)
 
     def head(self, level: int) -> Request | None:
         """The queued request with the earliest deadline at this level (not removed)."""
         heap = self.heaps[level]
-        while heap and heap[0][2].status is not _QUEUED:
+        while heap and heap[0][2].queue_seq != heap[0][1]:
             _heappop(heap)
         return heap[0][2] if heap else None
 
@@ -80,8 +99,8 @@ class LevelQueues:
         for j in levels:
             if count[j]:
                 heap = heaps[j]
-                if heap[0][2].status is not _QUEUED:
-                    self.head(j)  # drop cancelled entries off the top
+                if heap[0][2].queue_seq != heap[0][1]:
+                    self.head(j)  # drop stale entries off the top
                 deadline = heap[0][2].deadline_s
                 if deadline < first:
                     level, first = j, deadline
@@ -90,8 +109,8 @@ class LevelQueues:
     def pop(self, level: int) -> Request | None:
         heap = self.heaps[level]
         while heap:
-            request = _heappop(heap)[2]
-            if request.status is _QUEUED:
+            _, seq, request = _heappop(heap)
+            if request.queue_seq == seq:
                 self._forget(request, level)
                 return request
         return None
@@ -118,8 +137,8 @@ class LevelQueues:
         images = 0
         deadline = math.inf
         while heap:
-            request = heap[0][2]
-            if request.status is not _QUEUED:
+            _, seq, request = heap[0]
+            if request.queue_seq != seq:
                 _heappop(heap)
                 continue
             size = images + request.n
@@ -146,6 +165,7 @@ class LevelQueues:
             _heappop(heap)
             # `_forget`, inlined (the counters are settled once after the loop).
             del by_id[request.request_id]
+            request.queue_seq = -1
             work_s[v] -= request.n * image_time
             request.status = _RUNNING
             request.start_s = now
@@ -158,6 +178,7 @@ class LevelQueues:
             self.count[level] -= taken
             self.variant_count[v] -= taken
             self.total -= taken
+            self.images -= images
         return batch, expired, images
 
     def remove(self, request_id: str) -> Request | None:

@@ -60,6 +60,21 @@ class LoadEstimator:
         span = (bucket - self._buckets[0][0]) * self.bucket_s
         return self._in_window / max(span, self.bucket_s)
 
+    def recent(self, now: float, span_s: float) -> tuple[int, float]:
+        """(arrivals, their rate per second) over the last `span_s` seconds, the open bucket
+        included (a burst shows here before any bucket closes)."""
+        bucket = int(now // self.bucket_s)
+        if bucket != self._current:
+            self._close(bucket)
+        first = bucket - max(1, round(span_s / self.bucket_s)) + 1
+        count = self._count
+        for b, c in reversed(self._buckets):
+            if b < first:
+                break
+            count += c
+        elapsed = now - first * self.bucket_s
+        return count, count / max(elapsed, self.bucket_s)
+
     def peak_rate(self) -> float:
         """The highest mean rate over `burst_s`-second stretches of the closed buckets."""
         if not self.burst_s or not self._buckets:

@@ -15,15 +15,15 @@ The policy (Argus or a baseline, `argus.control.policy`) decides the plan and th
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 
 from argus.config import ArgusConfig
+from argus.control.demand import DemandTracker
 from argus.control.dispatcher import LevelQueues
 from argus.control.levels import LevelTable, default_slo_s
 from argus.control.load import LoadEstimator
-from argus.control.policy import DEMAND_SMOOTHING, Demand, Plan, Policy, make_policy
+from argus.control.policy import Demand, Plan, Policy, make_policy
 from argus.control.predictor import (
     ProfilePredictor,
     QualityPredictor,
@@ -32,17 +32,24 @@ from argus.control.predictor import (
     predict_all,
 )
 from argus.control.profile import Profile
+from argus.control.relevel import Releveler
 from argus.types import Request, RequestStatus
 
 __all__ = ["ControlPlane", "configured_predictor", "profile_from_config"]
 
-QUALITY_SAMPLES = 64
-"""Distinct predictions kept per class and period for the planner's quality matrix."""
 OPTIMAL_CACHE_SIZE = 1 << 16
 """Predictions whose optimal level is remembered (then the memory starts over)."""
 BURST_SHARE_OF_SLO = 0.5
 """Plan for the busiest stretch of this share of the SLO in the load window: shorter bursts wait
 in queues within the deadline, longer ones need capacity."""
+
+BURST_REPLAN_GAP = 0.2
+"""Shortest gap between event-triggered re-plans, as a share of the planning period."""
+BURST_FACTOR = 1.5
+"""An overload re-plans at once when the recent arrival rate exceeds the plan's forecast by this
+factor (a burst the plan has not seen); an overload the plan expected waits for its period."""
+BURST_MIN_ARRIVALS = 20
+"""Fewest recent arrivals whose rate can trigger a re-plan (fewer are sampling noise)."""
 
 _RUNNING = RequestStatus.RUNNING
 _COMPLETED = RequestStatus.COMPLETED
@@ -107,27 +114,26 @@ class ControlPlane:
         self._variant_workers = [0] * len(table.load_time_s)
         self._variant_workers[table.variant[table.full]] = num_workers
         self._running_s = [0.0] * len(table.load_time_s)
+        self.releveler = Releveler(
+            table, self.queues, self.floor, self.tolerance, self._backlog_s,
+            lambda v: self._variant_workers[v],
+        )
         self._retried: set[str] = set()
         self._rejected_later: list[Request] = []
         self._optimal_cache: dict[int, tuple[dict[str, float], int]] = {}
         """id(prediction) -> (prediction, optimal level at the default floor), for stable
         predictions (the same dict object for the same input). The dict is kept alive with its
         entry (and checked on a hit), so a recycled id can never return another's level."""
-        self._level_values = operator.itemgetter(*table.names)
-        # Per-period measurements for the planner.
-        self._class_counts = [0] * num
-        self._class_samples: list[dict[int, list]] = [
-            {} for _ in range(num)
-        ]
-        self._class_share = np.zeros(num)
-        self._share_samples = 0.0
-        self._class_quality = np.tile(np.asarray(table.mean_quality), (num, 1))
+        self.demand = DemandTracker(table)
+        """Per-period measurements for the planner."""
         # Totals for snapshots.
         self.admitted = [0] * num
         self.completed = 0
         self.rejected = 0
         self.plan: Plan | None = None
         self._next_plan_s: float | None = None
+        self._last_plan_s = -math.inf
+        self._burst = False
         self.policy = policy if isinstance(policy, Policy) else make_policy(
             policy or config.control.policy, seed=seed
         )
@@ -167,14 +173,7 @@ class ControlPlane:
         else:
             best = optimal_level(table, quality, floor)
         request.optimal_level = table.names[best]
-        # Inline `_count_class`.
-        self._class_counts[best] += 1
-        samples = self._class_samples[best]
-        seen = samples.get(key)
-        if seen is not None:
-            seen[1] += 1
-        elif len(samples) < QUALITY_SAMPLES:
-            samples[key] = [quality, 1]
+        self.demand.count(best, quality)
         queues = self.queues
         if queues.total >= self.queue_capacity:
             return self._reject(request, "queue full")
@@ -192,7 +191,9 @@ class ControlPlane:
         else:
             finish = math.inf
         if finish > request.deadline_s:
-            moved = self.policy.on_late(request, now, level)
+            moved = self._make_room(request, level, now)
+            if moved is None:
+                moved = self.policy.on_late(request, now, level)
             if moved is None:
                 late = self.finish_estimate(level, now, request.n) - request.deadline_s
                 return self._reject(
@@ -204,10 +205,7 @@ class ControlPlane:
                 request.reason = f"moved from {table.names[level]} to {table.names[moved]} " \
                     "to meet the deadline"
             level = moved
-        request.level = table.names[level]
-        queues.push(request, level)
-        self.admitted[level] += 1
-        return request
+        return self._enqueue(request, level)
 
     def prepare(self, requests: list[Request]) -> None:
         """Predict many requests before they arrive, in bulk, with their optimal levels at the
@@ -219,11 +217,11 @@ class ControlPlane:
         if bulk is None:
             distinct = list({id(r.predicted_quality): r.predicted_quality
                              for r in requests}.values())
-            values = self._prediction_matrix(distinct)
+            values = self.demand.matrix(distinct)
         else:
             distinct, values = bulk.distinct, bulk.values
             if list(bulk.levels) != list(self.table.names):
-                values = self._prediction_matrix(distinct)
+                values = self.demand.matrix(distinct)
         if not distinct:
             return
         best = optimal_levels(self.table, values, self.floor).tolist()
@@ -236,10 +234,12 @@ class ControlPlane:
         if level is None:
             return self._reject(request, self._pin_reason(request))
         request.optimal_level = self.table.names[level]
-        self._count_class(level, request.predicted_quality or {})
+        self.demand.count(level, request.predicted_quality or {})
         if self.queues.total >= self.queue_capacity:
             return self._reject(request, "queue full")
         late = self.finish_estimate(level, now, request.n) - request.deadline_s
+        if late > 0 and self._make_room(request, level, now) is not None:
+            late = 0.0
         if late > 0:
             why = "no worker runs it" if math.isinf(late) else f"predicted {late:.2f} s late"
             return self._reject(
@@ -275,27 +275,34 @@ class ControlPlane:
             f"{request.pinned_steps} steps without approximation"
         )
 
-    def _count_class(self, cls: int, quality: dict[str, float]) -> None:
-        """Planner inputs: requests per class, and a sample of their predictions."""
-        self._class_counts[cls] += 1
-        samples = self._class_samples[cls]
-        seen = samples.get(id(quality))
-        if seen is not None:
-            seen[1] += 1
-        elif len(samples) < QUALITY_SAMPLES:
-            samples[id(quality)] = [quality, 1]
-
     def _enqueue(self, request: Request, level: int) -> Request:
-        request.level = self.table.names[level]
-        self.queues.push(request, level)
+        self._queue(request, level)
         self.admitted[level] += 1
         return request
+
+    def _queue(self, request: Request, level: int) -> None:
+        """Every way into a queue (admission, retry, cascade, re-plan) passes here."""
+        request.level = self.table.names[level]
+        self.queues.push(request, level)
+        self.releveler.note_queued(request, level)
+
+    def _make_room(self, request: Request, level: int, now: float) -> int | None:
+        """Degrade before drop (policies that opt in): re-level queued requests so that this one
+        fits; the overload also asks for a re-plan now rather than at the period's end."""
+        if not self.policy.degrade_queued:
+            return None
+        self._replan_soon(now)
+        return self.releveler.make_room(request, level, now)
 
     def _reject(self, request: Request, reason: str) -> Request:
         request.status = _REJECTED
         request.reason = reason
         self.rejected += 1
         return request
+
+    def _backlog_s(self, variant: int) -> float:
+        """Worker-seconds ahead of a new arrival at this variant (running work counts half)."""
+        return self.queues.work_s[variant] + 0.5 * self._running_s[variant]
 
     def finish_estimate(self, level: int, now: float, images: int = 1) -> float:
         """Predicted completion time of a request of `images` queued now at `level`: the
@@ -374,8 +381,7 @@ class ControlPlane:
         if self._on_complete is not None:
             follow = self._on_complete(request, now)
             if follow is not None:
-                request.level = table.names[follow]
-                self.queues.push(request, follow)
+                self._queue(request, follow)
                 return request
         self.completed += 1
         return request
@@ -396,7 +402,7 @@ class ControlPlane:
             return request
         self._retried.add(request.request_id)
         request.start_s = None
-        self.queues.push(request, level)
+        self._queue(request, level)
         return request
 
     def cancel(self, request_id: str) -> Request | None:
@@ -431,62 +437,38 @@ class ControlPlane:
         if now < self._next_plan_s:
             return None
         self._next_plan_s = now + self.period_s
-        plan = self.policy.plan(now, self._demand(now, self.load.forecast(now)))
+        self._last_plan_s = now
+        forecast = self.load.forecast(now)
+        if self._burst:
+            # The burst is here before the load window's buckets close.
+            _, recent = self.load.recent(now, self.load.burst_s or self.slo_s)
+            forecast = max(forecast, recent * (1 + self.load.headroom))
+            self._burst = False
+        plan = self.policy.plan(now, self._demand(now, forecast))
         self._apply(plan)
+        self.releveler.forget_idle()
         return plan
 
-    def _demand(self, now: float, forecast: float) -> Demand:
-        counts = np.asarray(self._class_counts, float)
-        total = counts.sum()
-        if total > 0:
-            share = counts / total
-            if self._class_share.sum() > 0:
-                share = DEMAND_SMOOTHING * share + (1 - DEMAND_SMOOTHING) * self._class_share
-                # Variance of the EWMA of two independent estimates -> its effective size.
-                self._share_samples = 1 / (DEMAND_SMOOTHING**2 / total
-                                           + (1 - DEMAND_SMOOTHING) ** 2 / self._share_samples)
-            else:
-                self._share_samples = total
-            self._class_share = share / share.sum()
-        self._update_class_quality()
-        self._class_counts = [0] * len(self.table.names)
-        return Demand(
-            time_s=now,
-            forecast_rps=forecast,
-            class_share=self._class_share.copy(),
-            class_quality=self._class_quality.copy(),
-            workers=self._level_workers.copy(),
-            queued=np.asarray(self.queues.count),
-            share_samples=self._share_samples,
-        )
+    @property
+    def next_plan_s(self) -> float:
+        """When `tick` re-plans next (inf before the clock starts)."""
+        return math.inf if self._next_plan_s is None else self._next_plan_s
 
-    def _update_class_quality(self) -> None:
-        """EWMA of each class's mean sampled prediction; one matrix for all classes' samples."""
-        sampled = [(cls, list(samples.values()))
-                   for cls, samples in enumerate(self._class_samples) if samples]
-        if not sampled:
+    def _replan_soon(self, now: float) -> None:
+        """Event-triggered planning: an overload the plan did not forecast re-plans at once, at
+        most once per `BURST_REPLAN_GAP` of the planning period."""
+        if self._next_plan_s is None or self.plan is None:
             return
-        entries = [entry for _, class_entries in sampled for entry in class_entries]
-        counts = np.asarray([n for _, n in entries], float)
-        weighted = self._prediction_matrix([q for q, _ in entries]) * counts[:, None]
-        start = 0
-        for cls, class_entries in sampled:
-            end = start + len(class_entries)
-            mean = weighted[start:end].sum(axis=0) / counts[start:end].sum()  # rows in order
-            self._class_quality[cls] = (
-                DEMAND_SMOOTHING * mean + (1 - DEMAND_SMOOTHING) * self._class_quality[cls]
-            )
-            self._class_samples[cls].clear()
-            start = end
+        count, rate = self.load.recent(now, self.load.burst_s or self.slo_s)
+        if count < BURST_MIN_ARRIVALS or rate <= BURST_FACTOR * self.plan.forecast_rps:
+            return  # overloaded as planned (the plan already knows), or too few to tell
+        due = max(now, self._last_plan_s + BURST_REPLAN_GAP * self.period_s)
+        if due < self._next_plan_s:
+            self._next_plan_s = due
+            self._burst = True
 
-    def _prediction_matrix(self, predictions: list[dict[str, float]]) -> np.ndarray:
-        """Predictions as rows over level positions (a level a prediction lacks counts 0)."""
-        names = self.table.names
-        try:
-            rows = list(map(self._level_values, predictions))
-        except KeyError:
-            rows = [[q.get(name, 0.0) for name in names] for q in predictions]
-        return np.array(rows, float).reshape(len(predictions), len(names))
+    def _demand(self, now: float, forecast: float) -> Demand:
+        return self.demand.demand(now, forecast, self._level_workers, self.queues.count)
 
     def _apply(self, plan: Plan) -> None:
         workers = np.asarray(plan.workers, int)
@@ -518,8 +500,7 @@ class ControlPlane:
                     else:
                         request.reason = f"moved from {table.names[j]} to " \
                             f"{table.names[moved]} after a re-plan"
-                        request.level = table.names[moved]
-                        queues.push(request, moved)
+                        self._queue(request, moved)
 
     def _assign(self, target: np.ndarray) -> None:
         """Move as few workers as possible, and same-variant moves (free) before loads."""

@@ -54,6 +54,7 @@ class _Solved(NamedTuple):
 
 @register_policy("argus")
 class ArgusPolicy(Policy):
+    degrade_queued = True
     route_by_flows = True
     """Routing matrix = the MILP's planned flows (else the aligner on the planned level shares)."""
     rank_prompts = True

@@ -94,6 +94,9 @@ class Policy:
 
     name: ClassVar[str] = ""
     expire_after_slo: float | None = 1.0
+    degrade_queued: ClassVar[bool] = False
+    """Whether the plane may re-level queued requests to make room for a late arrival (degrade
+    before drop, `argus.control.relevel`); baselines keep their published behaviour."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

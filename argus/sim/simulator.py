@@ -210,9 +210,8 @@ class Simulator:
                     is_idle[w] = False
                     dispatch(w, now)
 
-        period = plane.period_s
         plane.tick(0.0)
-        next_tick = period
+        next_tick = plane.next_plan_s  # the plane may bring it forward (a burst)
         end = duration_s + self.drain_s
         i = 0
         inf = math.inf
@@ -231,6 +230,10 @@ class Simulator:
                         request = requests[i]
                         i += 1
                         admit(request, next_arrival)
+                        if plane.next_plan_s < next_tick:
+                            next_tick = plane.next_plan_s
+                            if next_tick < limit:
+                                limit = next_tick
                         if request.status is _REJECTED:
                             note_rejected(request)
                         else:
@@ -279,7 +282,7 @@ class Simulator:
                         for request in plane.take_rejected():
                             note_rejected(request)
                         wake_all(next_tick)
-                    next_tick += period
+                    next_tick = plane.next_plan_s
                     gc.collect(1)
         for request in plane.take_rejected():
             note_rejected(request)

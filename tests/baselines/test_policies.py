@@ -99,8 +99,10 @@ def test_random_matches_argus_share_but_loses_quality(simulate, capacity) -> Non
     rand = simulate("random", OVERLOAD * capacity)
     # Same plan, a similar level mix (late-request moves make the realised mixes drift)...
     assert np.abs(argus.level_share() - rand.level_share()).sum() < 0.4
-    # ...but lower quality: a measurable share of it came from matching prompts to levels.
-    assert rand.mean_quality() < argus.mean_quality() - 0.015
+    # ...but lower quality: a measurable share of it came from matching prompts to levels
+    # (argus also re-levels queued requests to serve more, which costs some mean quality).
+    assert rand.mean_quality() < argus.mean_quality() - 0.01
+    assert argus.quality_goodput() > 1.03 * rand.quality_goodput()
     # Argus keeps the text-complex prompts (modelled to lose most) on the full model and sends
     # the simple ones to the fastest level it uses; random mixes them.
     table = argus.plane.table

@@ -57,14 +57,35 @@ def test_request_wider_than_batch_limit_runs_alone_and_does_not_block():
     assert plane.next_batch(0, 0.2, max_batch=1) == [narrow]
 
 
-def test_late_request_moves_to_faster_level_then_rejects_with_reason():
+def _late_burst(policy: str | Policy | None = None) -> list[Request]:
     profile = two_level_profile(full_time=1.0, fast_time=0.5)
     config = config_for_profile(profile, server={"slo_s": 3.6, "queue_capacity": 1000})
-    plane = ControlPlane(config, profile, num_workers=1)
+    plane = ControlPlane(config, profile, num_workers=1, policy=policy)
     plane.tick(0.0)
     # Floor 0.95: the optimal level is full; fast (0.9) is within the 0.1 redirect tolerance.
-    # One worker: three full requests fit in 3.6 s, the 4th fits only at the fast level (3.5 s).
-    outcomes = [plane.admit(Request("p", 0.0, 3.6, quality_floor=0.95), 0.0) for _ in range(12)]
+    return [plane.admit(Request("p", 0.0, 3.6, quality_floor=0.95), 0.0) for _ in range(12)]
+
+
+def test_burst_degrades_queued_requests_before_rejecting():
+    # One worker, 3.6 s: three full requests fit, or seven fast ones (6.3 > 3 x 1.0 + 0.9 in
+    # total quality): the queued full ones are re-levelled to make room.
+    outcomes = _late_burst()
+    levels = [r.level for r in outcomes if r.status == RequestStatus.QUEUED]
+    assert levels == ["fast"] * 7
+    assert sum("re-levelled from full to fast" in (r.reason or "") for r in outcomes) >= 3
+    rejected = [r for r in outcomes if r.status == RequestStatus.REJECTED]
+    assert len(rejected) == 5 and all(r.reason.startswith("overloaded") for r in rejected)
+
+
+class _NoDegrade(Policy):
+    """The default policy hooks without degrade-before-drop."""
+
+    def plan(self, now: float, demand) -> Plan:  # noqa: ANN001
+        return Plan(time_s=now, workers=demand.workers)
+
+
+def test_without_degrading_a_late_request_moves_alone_then_rejects_with_reason():
+    outcomes = _late_burst(_NoDegrade())
     levels = [r.level for r in outcomes if r.status == RequestStatus.QUEUED]
     assert levels == ["full", "full", "full", "fast"]
     assert any("moved from full to fast" in (r.reason or "") for r in outcomes)

@@ -1,0 +1,211 @@
+"""Degrade before drop: re-level queued requests to cheaper compatible levels when the queued work
+of a variant cannot all finish by its deadlines.
+
+Queued requests are not committed to a level until they start. The problem, per variant v with
+W workers and queued requests r in EDF order, each at a level l_r among its compatible levels C_r
+(levels of v predicted at or above its floor minus the redirect tolerance; pinned requests have
+one):
+
+    maximise   sum_r n_r q_r(l_r)
+    subject to now + (R_v / 2 + sum_{s <= r} n_s t(l_s)) / W + tail_r <= d_r   for every r
+
+with t(l) the worker-seconds per image at the level's planning batch, R_v the running work and
+tail_r the service time of a full planning batch at r's level (the fluid model of the plane's
+`finish_estimate`, with the arrival's own batch counted full). For a late arrival, every saving
+by a request due no later than it counts the same, so its constraint is a knapsack, and the
+greedy that solves the knapsack's fractional relaxation applies: take the move with the least
+predicted quality loss per worker-second saved (ties: earliest deadline), along each request's
+lower convex hull of (time, quality), until the arrival fits. It is admitted by such moves only
+while the quality they cost stays below the quality the arrival itself is predicted to get (an
+extra request served is worth one request's quality; anything dearer is a rejection: the last
+resort, with its reason).
+
+Cost: candidate moves live in one heap per variant, built from that variant's queue the first
+time it is overloaded and kept (each push adds its next move, a move adds the one after) until
+the variant's queue empties; stale entries are skipped by the queue token. An admission that needs
+no move costs nothing; one that does costs O(moves x log n).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+from argus.control.dispatcher import LevelQueues
+from argus.control.levels import LevelTable
+from argus.types import Request
+
+__all__ = ["Releveler"]
+
+_Move = tuple[float, float, int, Request, int, int, int]
+"""(loss per worker-second saved, deadline, order, request, its queue token, from, to)."""
+
+
+class Releveler:
+    def __init__(
+        self,
+        table: LevelTable,
+        queues: LevelQueues,
+        floor: float,
+        tolerance: float,
+        backlog_s: Callable[[int], float],
+        variant_workers: Callable[[int], int],
+    ) -> None:
+        self.table = table
+        self.queues = queues
+        self.floor = floor
+        self.tolerance = tolerance
+        self.backlog_s = backlog_s
+        self.variant_workers = variant_workers
+        variants = len(table.load_time_s)
+        # Per variant: its levels from the most to the least work per image.
+        self._ladder = [
+            sorted(table.levels_of_variant(v), key=lambda i: -table.image_time_s[i])
+            for v in range(variants)
+        ]
+        self._moves: list[list[_Move] | None] = [None] * variants
+        self._order = itertools.count()
+        self.moved = 0
+        """Requests re-levelled so far (each move counts)."""
+
+    # ----------------------------------------------------------------- candidates
+    def next_move(self, request: Request, level: int) -> tuple[float, int] | None:
+        """The request's next step down its convex hull from `level`: (quality loss per
+        worker-second saved, target level), or None when no cheaper level is compatible."""
+        if request.pinned:
+            return None
+        table = self.table
+        quality = request.predicted_quality or {}
+        names, means, image_time = table.names, table.mean_quality, table.image_time_s
+        floor = request.quality_floor if request.quality_floor is not None else self.floor
+        lowest = floor - self.tolerance
+        t_now = image_time[level]
+        q_now = quality.get(names[level], means[level])
+        best: tuple[float, int] | None = None
+        for j in self._ladder[table.variant[level]]:
+            saved = t_now - image_time[j]
+            if saved <= 1e-12:
+                continue
+            q = quality.get(names[j], means[j])
+            if q < lowest:
+                continue
+            ratio = max(q_now - q, 0.0) / saved
+            if best is None or ratio < best[0]:
+                best = (ratio, j)
+        return best
+
+    def note_queued(self, request: Request, level: int) -> None:
+        """A request was queued at `level`: it becomes a candidate while its variant is
+        overloaded."""
+        moves = self._moves[self.table.variant[level]]
+        if moves is not None:
+            self._push(moves, request, level)
+
+    def _push(self, moves: list[_Move], request: Request, level: int) -> None:
+        step = self.next_move(request, level)
+        if step is not None:
+            heapq.heappush(moves, (step[0], request.deadline_s, next(self._order), request,
+                                   request.queue_seq, level, step[1]))
+
+    def _heap(self, variant: int) -> list[_Move]:
+        moves = self._moves[variant]
+        if moves is None:
+            moves = self._moves[variant] = []
+            queues = self.queues
+            for request in queues.queued():
+                level = queues.level_of(request.request_id)
+                if self.table.variant[level] == variant:
+                    self._push(moves, request, level)
+        return moves
+
+    def forget_idle(self) -> None:
+        """Drop the candidate heaps of variants with nothing queued (overload is over)."""
+        for v, moves in enumerate(self._moves):
+            if moves is not None and not self.queues.variant_count[v]:
+                self._moves[v] = None
+
+    # ----------------------------------------------------------------- moves
+    def make_room(self, request: Request, level: int, now: float) -> int | None:
+        """The level at which the (not yet queued) `request` finishes by its deadline after
+        re-levelling queued requests of the same variant, the moves applied; None (nothing
+        changed) if no set of moves costing less quality than the request itself does it."""
+        table = self.table
+        names, means, image_time = table.names, table.mean_quality, table.image_time_s
+        v = table.variant[level]
+        workers = self.variant_workers(v)
+        if not workers:
+            return None
+        moves = self._heap(v)
+        quality = request.predicted_quality or {}
+        own, own_next = level, self.next_move(request, level)
+        saved_s = loss = 0.0
+        taken: list[tuple[Request, int, int, _Move | None]] = []
+        chained: list[_Move] = []  # next steps of requests moved in this call (not yet applied)
+        skipped: list[_Move] = []  # due after the arrival: moving them would not help it
+        backlog_s = self.backlog_s(v)
+        while True:
+            # Its own batch counts as full: a level with a short queue must not look fast
+            # because the arrival would run there in a batch of its own.
+            tail = max(table.batch_time_s[own], request.n * image_time[own])
+            late = now + (backlog_s - saved_s) / workers + tail - request.deadline_s
+            worth = request.n * quality.get(names[own], means[own])
+            if late <= 0 or loss >= worth:
+                break
+            self._drop_stale(moves, request.deadline_s, skipped)
+            best = min((m for m in (moves[0] if moves else None,
+                                    chained[0] if chained else None) if m is not None),
+                       default=None)
+            if own_next is not None and (best is None or own_next[0] <= best[0]):
+                target = own_next[1]
+                loss += request.n * (quality.get(names[own], means[own])
+                                     - quality.get(names[target], means[target]))
+                own, own_next = target, self.next_move(request, target)
+                continue
+            if best is None:
+                break
+            move = heapq.heappop(moves if moves and best is moves[0] else chained)
+            other, source, target = move[3], move[5], move[6]
+            saved = other.n * (image_time[source] - image_time[target])
+            saved_s += saved
+            loss += move[0] * saved
+            taken.append((other, source, target, move if move[4] >= 0 else None))
+            step = self.next_move(other, target)
+            if step is not None:
+                heapq.heappush(chained, (step[0], other.deadline_s, next(self._order), other,
+                                         -1, target, step[1]))
+        for move in skipped:
+            heapq.heappush(moves, move)
+        if late > 0 or loss >= worth:
+            for _, _, _, move in taken:
+                if move is not None:
+                    heapq.heappush(moves, move)
+            return None
+        self._apply(moves, taken)
+        return own
+
+    def _drop_stale(self, moves: list[_Move], deadline: float, skipped: list[_Move]) -> None:
+        """Pop stale tops (the request ran, left or moved since) and set aside the moves of
+        requests due after `deadline`, until the top is a move that can be taken."""
+        while moves:
+            top = moves[0]
+            if top[3].queue_seq != top[4]:
+                heapq.heappop(moves)
+            elif top[1] > deadline:
+                skipped.append(heapq.heappop(moves))
+            else:
+                return
+
+    def _apply(self, moves: list[_Move], taken: list[tuple[Request, int, int, _Move | None]]) \
+            -> None:
+        names = self.table.names
+        final: dict[str, tuple[Request, int, int]] = {}
+        for request, source, target, _ in taken:
+            first = final.get(request.request_id)
+            final[request.request_id] = (request, first[1] if first else source, target)
+        for request, source, target in final.values():
+            self.queues.move(request, target)
+            request.level = names[target]
+            request.reason = f"re-levelled from {names[source]} to {names[target]} under load"
+            self.moved += 1
+            self._push(moves, request, target)
