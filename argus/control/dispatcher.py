@@ -30,6 +30,13 @@ _heappop = heapq.heappop
 _HAS_RESOLUTION = "resolution" in getattr(Request, "__slots__", ())
 
 
+def _batch_time(service_s: tuple[float, ...], images: int) -> float:
+    """Service time of a batch of `images` (linear beyond the largest profiled batch)."""
+    if images <= len(service_s):
+        return service_s[images - 1]
+    return service_s[-1] * images / len(service_s)
+
+
 class LevelQueues:
     def __init__(self, level_variant: tuple[int, ...], image_time_s: tuple[float, ...]) -> None:
         self.level_variant = level_variant
@@ -145,13 +152,12 @@ class LevelQueues:
             if size > limit and batch:
                 break
             # A request wider than the limit runs alone rather than blocking its queue forever.
-            if size <= len(service_s):
-                finish = now + service_s[size - 1]
-            else:
-                finish = now + service_s[-1] * size / len(service_s)
-            if expire_after_slo is not None and finish > request.arrival_s + expire_after_slo * (
-                request.deadline_s - request.arrival_s
-            ):
+            finish = now + _batch_time(service_s, size)
+            # It expires only if it cannot make it even alone: one that only misses in this
+            # (grown) batch waits for the next one.
+            if expire_after_slo is not None and (
+                now + _batch_time(service_s, request.n) if batch else finish
+            ) > request.arrival_s + expire_after_slo * (request.deadline_s - request.arrival_s):
                 _heappop(heap)
                 self._forget(request, level)
                 request.status = _REJECTED

@@ -48,6 +48,8 @@ BURST_REPLAN_GAP = 0.2
 BURST_FACTOR = 1.5
 """An overload re-plans at once when the recent arrival rate exceeds the plan's forecast by this
 factor (a burst the plan has not seen); an overload the plan expected waits for its period."""
+RESCUES_PER_DISPATCH = 8
+"""Most late heads of queue one dispatch re-levels (the rest expire as before)."""
 BURST_MIN_ARRIVALS = 20
 """Fewest recent arrivals whose rate can trigger a re-plan (fewer are sampling noise)."""
 
@@ -343,6 +345,8 @@ class ControlPlane:
         level = queues.earliest(self._variant_levels[v])
         if level < 0:
             return []
+        if self.policy.degrade_queued:
+            level = self._rescue_heads(level, now, v)
         service = table.service_s[level]
         batch, expired, images = queues.take_batch(
             level, now, min(max_batch, len(service)), service, self.policy.expire_after_slo
@@ -352,6 +356,20 @@ class ControlPlane:
             self._rejected_later.extend(expired)
         self._running_s[v] += table.image_time_s[level] * images
         return batch
+
+    def _rescue_heads(self, level: int, now: float, variant: int) -> int:
+        """Not committed until it starts: a head of queue that would miss its deadline at its
+        level moves to a faster compatible one of this variant, if one still makes it."""
+        queues, service = self.queues, self.table.service_s
+        for _ in range(RESCUES_PER_DISPATCH):
+            head = queues.head(level)
+            if head is None or now + service[level][min(head.n, len(service[level])) - 1] \
+                    <= head.deadline_s:
+                break
+            if not self.releveler.rescue(head, level, now):
+                break
+            level = queues.earliest(self._variant_levels[variant])
+        return level
 
     def worker_level(self, worker_id: int) -> str:
         return self.table.names[self._worker_level[worker_id]]

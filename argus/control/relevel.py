@@ -73,24 +73,14 @@ class Releveler:
     def next_move(self, request: Request, level: int) -> tuple[float, int] | None:
         """The request's next step down its convex hull from `level`: (quality loss per
         worker-second saved, target level), or None when no cheaper level is compatible."""
-        if request.pinned:
-            return None
         table = self.table
         quality = request.predicted_quality or {}
         names, means, image_time = table.names, table.mean_quality, table.image_time_s
-        floor = request.quality_floor if request.quality_floor is not None else self.floor
-        lowest = floor - self.tolerance
         t_now = image_time[level]
         q_now = quality.get(names[level], means[level])
         best: tuple[float, int] | None = None
-        for j in self._ladder[table.variant[level]]:
-            saved = t_now - image_time[j]
-            if saved <= 1e-12:
-                continue
-            q = quality.get(names[j], means[j])
-            if q < lowest:
-                continue
-            ratio = max(q_now - q, 0.0) / saved
+        for j in self._compatible(request, level):
+            ratio = max(q_now - quality.get(names[j], means[j]), 0.0) / (t_now - image_time[j])
             if best is None or ratio < best[0]:
                 best = (ratio, j)
         return best
@@ -184,6 +174,47 @@ class Releveler:
         self._apply(moves, taken)
         return own
 
+    def rescue(self, request: Request, level: int, now: float) -> bool:
+        """At dispatch: a queued request that can no longer finish by its deadline at its level
+        moves to the best compatible level of the same variant at which it still can, run at
+        once on its own; False (nothing changed) if there is none."""
+        table = self.table
+        quality = request.predicted_quality or {}
+        best, best_q = -1, -1.0
+        for j in self._compatible(request, level):
+            service = table.service_s[j]
+            alone = service[min(request.n, len(service)) - 1]
+            q = quality.get(table.names[j], table.mean_quality[j])
+            if now + alone <= request.deadline_s and q > best_q:
+                best, best_q = j, q
+        if best < 0:
+            return False
+        self._move(request, level, best, "to meet its deadline at dispatch")
+        return True
+
+    def _compatible(self, request: Request, level: int) -> list[int]:
+        """Levels of the same variant cheaper than `level` that the request's floor allows."""
+        if request.pinned:
+            return []
+        table = self.table
+        quality = request.predicted_quality or {}
+        floor = request.quality_floor if request.quality_floor is not None else self.floor
+        lowest = floor - self.tolerance
+        t_now = table.image_time_s[level]
+        return [j for j in self._ladder[table.variant[level]]
+                if table.image_time_s[j] < t_now
+                and quality.get(table.names[j], table.mean_quality[j]) >= lowest]
+
+    def _move(self, request: Request, source: int, target: int, why: str) -> None:
+        names = self.table.names
+        self.queues.move(request, target)
+        request.level = names[target]
+        request.reason = f"re-levelled from {names[source]} to {names[target]} {why}"
+        self.moved += 1
+        moves = self._moves[self.table.variant[target]]
+        if moves is not None:
+            self._push(moves, request, target)
+
     def _drop_stale(self, moves: list[_Move], deadline: float, skipped: list[_Move]) -> None:
         """Pop stale tops (the request ran, left or moved since) and set aside the moves of
         requests due after `deadline`, until the top is a move that can be taken."""
@@ -198,14 +229,9 @@ class Releveler:
 
     def _apply(self, moves: list[_Move], taken: list[tuple[Request, int, int, _Move | None]]) \
             -> None:
-        names = self.table.names
         final: dict[str, tuple[Request, int, int]] = {}
         for request, source, target, _ in taken:
             first = final.get(request.request_id)
             final[request.request_id] = (request, first[1] if first else source, target)
         for request, source, target in final.values():
-            self.queues.move(request, target)
-            request.level = names[target]
-            request.reason = f"re-levelled from {names[source]} to {names[target]} under load"
-            self.moved += 1
-            self._push(moves, request, target)
+            self._move(request, source, target, "under load")

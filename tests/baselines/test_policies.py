@@ -80,7 +80,8 @@ def test_proteus_applies_one_mix_to_all_prompts(simulate, capacity) -> None:  # 
             chosen[policy.route(request, 0.0)] += 1
         counts.append(chosen)
     assert counts[0][run.plane.table.full] != 400
-    assert np.abs(counts[0] - counts[1]).max() <= 1
+    # (two stretches of one low-discrepancy cycle: shares equal to within its discrepancy)
+    assert np.abs(counts[0] - counts[1]).max() <= 3
 
 
 def test_pac_stays_on_the_full_models_cache_levels(simulate, capacity) -> None:  # noqa: ANN001
