@@ -1,8 +1,8 @@
 """The one typed configuration object of Argus.
 
 A deployment is described by one YAML or TOML file: the model variants, the approximation levels
-built from them, and one section per subsystem. `load_config()` validates it and fails with a
-message naming the offending field. Environment overrides are read here and nowhere else.
+built from them, and one section per subsystem. `load_config_file()` validates it and fails with
+a message naming the offending field. Environment overrides are read here and nowhere else.
 """
 
 from __future__ import annotations
@@ -237,12 +237,9 @@ def parse_config(data: dict, origin: str = "<dict>") -> ArgusConfig:
         raise ConfigError(_format_validation_error(err, origin)) from None
 
 
-def load_config(path: str | Path | None = None) -> ArgusConfig:
-    """Load and validate a YAML/TOML config; None gives the embedded default."""
-    if path is None:
-        from argus.defaults import default_config
-
-        return default_config()
+def load_config_file(path: str | Path) -> ArgusConfig:
+    """Load and validate a YAML/TOML config file (`argus.defaults.load_config` also takes None
+    for the embedded default)."""
     path = Path(path)
     try:
         text = path.read_text()

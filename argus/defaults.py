@@ -1,4 +1,5 @@
-"""The embedded default config: what `argus serve` runs without `--config` (contract A).
+"""The embedded default config: what `argus serve` runs without `--config` (contract A), and
+`load_config`, which gives it for no path (this module sits above `argus.config`).
 
 If the shipped model family exists (`argus/assets/shapes/family.yaml`, its `variants:` and
 `levels:` with `source: builtin:<name>`), that is the default. Otherwise small random-weight
@@ -12,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from argus.config import ArgusConfig, ConfigError, parse_config
+from argus.config import ArgusConfig, ConfigError, load_config_file, parse_config
 
 FAMILY_FILE = Path(__file__).resolve().parent / "assets" / "shapes" / "family.yaml"
 PROFILE_FILE = FAMILY_FILE.with_name("profile.json")
@@ -72,3 +73,8 @@ def default_config(**sections: Any) -> ArgusConfig:
     data.update(sections)
     origin = str(FAMILY_FILE) if FAMILY_FILE.exists() else "<embedded random default>"
     return parse_config(data, origin)
+
+
+def load_config(path: str | Path | None = None) -> ArgusConfig:
+    """Load and validate a YAML/TOML config; None gives the embedded default."""
+    return default_config() if path is None else load_config_file(path)

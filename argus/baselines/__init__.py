@@ -12,7 +12,10 @@ only the decisions the published system makes differ:
 - `random`: Argus's plan and level mix, prompts assigned to levels at random.
 
 `oracle_bound` (not a policy) bounds the best quality-weighted goodput any policy could reach.
-Importing this package registers the policies (`argus.control.policy` does it on demand).
+Importing this package registers the policies with `argus.control.policy.make_policy`. The
+control plane sits below it and never imports it: the entry points that offer every policy do
+(`argus simulate`/`compare`/`serve`, `argus.runtime.dispatcher.build_runtime`), as does anything
+that uses a baseline by name.
 """
 
 from argus.baselines import cascade, fixed, planned

@@ -60,7 +60,7 @@ def read_prompts(path: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from argus.config import load_config
+    from argus.defaults import load_config
     from argus.profiling import ProfileSpec, measure_profile
 
     if args.repeats < 1 or args.threads < 1:

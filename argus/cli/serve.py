@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from argus.api import create_app
     from argus.cache.serving import build_cache_hook
-    from argus.config import load_config
+    from argus.defaults import load_config
     from argus.runtime.dispatcher import build_runtime
 
     config = load_config(args.config)

@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import argus.baselines  # noqa: F401  (registers the baseline policies for --policy)
     from argus.sim.run import SimulationSpec, simulate
 
     spec = SimulationSpec(

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--holdout must be in (0, 1)")
     profile = resolve_profile(args.profile)
     if args.modelled_prompts:
-        from argus.sim.quality import modelled_prompt_table
+        from argus.control.quality_model import modelled_prompt_table
 
         profile = modelled_prompt_table(profile, prompt_texts(args.modelled_prompts, args.seed),
                                         args.seed)

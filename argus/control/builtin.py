@@ -15,8 +15,8 @@ step-reduced levels (proportional to steps), and the per-prompt spread (`quality
 profile is therefore labelled `quality_source="modelled"`.
 Per-prompt table (modelled): the 1,632 PartiPrompts (Apache-2.0, Yu et al. 2022, shipped in
 `argus/assets/prompts/`), each with a quality per level from its text complexity
-(`argus.sim.quality`: mean_l - std_l x difficulty, difficulty 0.8-correlated with the text); cache
-levels hold their in-band value, discounted per request by its cache similarity.
+(`argus.control.quality_model`: mean_l - std_l x difficulty, difficulty 0.8-correlated with the
+text); cache levels hold their in-band value, discounted per request by its cache similarity.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import csv
 from functools import lru_cache
 from pathlib import Path
 
-from argus.config import ArgusConfig
+from argus.config import ArgusConfig, parse_config
 from argus.control.profile import LevelProfile, Profile, VariantProfile
+from argus.control.quality_model import modelled_prompt_table
 
 SDXL_BATCH_RATIO = {1: 1.0, 2: 10.65 / 6.10, 4: 20.92 / 6.10, 8: 40.23 / 6.10}
 SD15_BATCH_S = {1: 1.78, 2: 2.16, 4: 3.68, 8: 6.79}
@@ -109,8 +110,6 @@ def builtin_prompts() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _a100_prompt_rows() -> tuple:
-    from argus.sim.quality import modelled_prompt_table  # the quality model lives with the sim
-
     table = modelled_prompt_table(_a100_levels(), builtin_prompts(), seed=0, in_band=True)
     return tuple(table.prompts)
 
@@ -184,8 +183,6 @@ def resolve_profile(spec: str | Path | None, config: ArgusConfig | None = None) 
 def config_for_profile(profile: Profile, **sections: object) -> ArgusConfig:
     """A deployment config whose variants and levels are the profile's (simulator, tests);
     `sections` override config sections, e.g. `server={"queue_capacity": 10_000}`."""
-    from argus.config import parse_config
-
     full = profile.level(profile.full_level)
     data: dict[str, object] = {
         "variants": [

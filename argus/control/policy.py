@@ -31,7 +31,6 @@ built-in ones live in `argus.control.policies`; baselines in `argus.baselines` r
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -157,7 +156,9 @@ class Policy:
 
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
-_PLUGIN_MODULES = ("argus.control.policies", "argus.baselines")
+"""Policies by name: the built-in ones (`argus.control.policies`, imported on first use) and any
+that packages above the control plane register when imported (`argus.baselines`; the entry points
+that offer every policy, `argus.cli`, `argus.runtime.dispatcher.build_runtime`, import it)."""
 
 
 def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
@@ -169,26 +170,24 @@ def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
     return wrap
 
 
-def _load_plugins(wanted: str | None = None) -> None:
-    """Import the policy modules (until `wanted` is registered, so one broken plugin package
-    cannot break the others)."""
-    for module in _PLUGIN_MODULES:
-        if wanted is not None and wanted in _REGISTRY:
-            return
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
+def _load_builtin() -> None:
+    """Register the built-in policies. Their module imports this one (`register_policy`), so it
+    is imported on first use rather than at the top."""
+    import argus.control.policies  # noqa: F401
 
 
 def policy_names() -> list[str]:
-    _load_plugins()
+    """Every registered policy: the built-in ones and those of the packages imported so far."""
+    _load_builtin()
     return sorted(_REGISTRY)
 
 
 def make_policy(name: str, seed: int = 0) -> Policy:
-    _load_plugins(name)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown policy {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown policy {name!r}; registered: {', '.join(sorted(_REGISTRY))} (policies "
+            "outside argus.control register when their package is imported, e.g. argus.baselines)"
+        )
     return _REGISTRY[name](seed=seed)

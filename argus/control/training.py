@@ -39,6 +39,7 @@ from argus.control.predictor import (
     similarity_bucket,
 )
 from argus.control.profile import Profile, PromptQuality
+from argus.control.quality_model import is_in_band_table, sample_similarity
 from argus.types import Request
 
 HASH_DIM = 512
@@ -272,8 +273,6 @@ def with_similarity(
     """Rows of an in-band table (modelled, no similarity: cache levels hold their in-band value)
     become `draws` rows each with a cache similarity from the profile's distribution and cache
     levels discounted by it, as the simulator does per request; other rows are returned as is."""
-    from argus.sim.quality import is_in_band_table, sample_similarity
-
     if not rows or not is_in_band_table(profile) or not profile.similarity_distribution:
         return list(rows)
     rng = np.random.default_rng(seed)

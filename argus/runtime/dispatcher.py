@@ -500,7 +500,9 @@ class Dispatcher(Runtime):
 
 def build_runtime(config: ArgusConfig, cache: CacheHook | None = None) -> Dispatcher:
     """The runtime `argus serve` uses: the configured pool backend under the control plane,
-    planning from the configured profile (else one modelled from the config)."""
+    planning from the configured profile (else one modelled from the config); every registered
+    policy can be configured (importing `argus.baselines` registers the baselines)."""
+    import argus.baselines  # noqa: F401
     from argus.control.builtin import resolve_profile
     from argus.runtime.pool import pool_class
 
