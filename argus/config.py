@@ -85,7 +85,10 @@ class ServerConfig(_Section):
     max_batch: int = Field(default=8, ge=1)
     """Most requests the dispatcher hands one worker at once (the plane may give fewer)."""
     runtime: str = "local"
-    """Worker-pool backend by name (`local` processes; `ray` later)."""
+    """Worker-pool backend by name (`local` processes; `ray` actors on a Ray cluster)."""
+    ray_address: str = ""
+    """With `runtime: ray`: the cluster to join (`auto`, `ray://host:10001`, `host:6379`); ""
+    starts a local Ray instance in the server process."""
     worker_stall_s: float = Field(default=600.0, gt=0.0)
     """A busy worker silent this long (no step, no result) is hung: it is restarted and its
     requests are retried like a crash's. Must exceed the slowest step and variant load."""
@@ -98,6 +101,26 @@ class ServerConfig(_Section):
     slo_s: float = Field(default=0.0, ge=0.0)
     """Per-request latency deadline; 0 = slo_multiplier x the full level's batch-1 time."""
     slo_multiplier: float = Field(default=5.0, gt=0.0)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """Base URL of the image links in responses (`response_format: url`), e.g. the address of a
+    proxy in front of Argus; None: the address the server is bound to (never the client's
+    `Host` header)."""
+    max_body_bytes: int = Field(default=1024**2, ge=1024)
+    """Largest request body; past this the server answers 413 (checked while the body streams,
+    whatever `Content-Length` says)."""
+    body_timeout_s: float = Field(default=30.0, gt=0.0)
+    """A request body not complete this long after its headers gets 408 and the connection is
+    closed."""
+    keep_alive_s: float = Field(default=5.0, gt=0.0)
+    """An idle keep-alive connection is closed after this long (uvicorn `timeout_keep_alive`)."""
+    max_connections: int | None = Field(default=1000, ge=1)
+    """Open connections plus running requests past which uvicorn answers 503
+    (`limit_concurrency`); None: no limit."""
+    backlog: int = Field(default=2048, ge=1)
+    """Connections waiting to be accepted (the listen backlog)."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    """Largest request line plus headers (uvicorn `h11_max_incomplete_event_size`); past this
+    the connection gets 400."""
 
 
 class ControlConfig(_Section):

@@ -21,10 +21,16 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from argus import __version__
+from argus.api.edge import BodyGuard, EdgeRoute
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
 from argus.api.metrics import Metrics
-from argus.api.schemas import ImageGenerationBody, InvalidField, to_generation_request
+from argus.api.schemas import (
+    ErrorResponse,
+    ImageGenerationBody,
+    InvalidField,
+    to_generation_request,
+)
 from argus.config import ArgusConfig
 from argus.engine.variants import is_random
 from argus.routing.service import BUDGET_HEADER, EdgeCloudRouter, annotate, budget_override
@@ -40,6 +46,20 @@ from argus.runtime.base import (
 DISCONNECT_POLL_S = 0.1
 IMAGE_URL_TTL_S = 3600.0
 IMAGE_STORE_SIZE = 256
+STATUS_MEANING = {
+    400: "invalid request (the error's `param` names the field)",
+    404: "not found",
+    408: "the request body did not arrive within `server.body_timeout_s`",
+    409: "cancelled (DELETE or client disconnect)",
+    413: "request body larger than `server.max_body_bytes`",
+    429: "queue full; retry after `Retry-After` seconds",
+    503: "no worker ready, deadline cannot be met, or generation failed (`Retry-After`)",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route actually sends."""
+    return {s: {"model": ErrorResponse, "description": STATUS_MEANING[s]} for s in statuses}
 
 
 class ImageStore:
@@ -106,12 +126,23 @@ class ImagesService:
             budget = budget_override(http.headers.get(BUDGET_HEADER))
         except ValueError as err:
             raise InvalidField(BUDGET_HEADER, str(err)) from None
-        base_url = str(http.base_url)
+        base_url = self.base_url(http)
 
         def to_url(png: bytes) -> str:
             return f"{base_url}v1/images/files/{self.images.put(png)}.png"
 
         return await self.edge_cloud.cloud_first(body.model_dump(), tenant, budget, to_url)
+
+    def base_url(self, http: Request) -> str:
+        """Where image links point: `server.public_url`, else the address this server is bound
+        to (the socket's, never the client's `Host` header). Ends with `/`."""
+        if self.config.server.public_url:
+            return self.config.server.public_url.rstrip("/") + "/"
+        host, port = http.scope.get("server") or (self.config.server.host, self.config.server.port)
+        if ":" in host:
+            host = f"[{host}]"
+        root = http.scope.get("root_path", "").rstrip("/")
+        return f"{http.scope.get('scheme', 'http')}://{host}:{port}{root}/"
 
     def response(self, outcome: JobOutcome, response_format: str, base_url: str) -> dict:
         data = []
@@ -206,17 +237,49 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
             await service.edge_cloud.aclose()
 
     app = FastAPI(title="Argus", version=__version__, lifespan=lifespan)
+    app.router.route_class = EdgeRoute
+    app.add_middleware(
+        BodyGuard, max_bytes=config.server.max_body_bytes, timeout_s=config.server.body_timeout_s
+    )
     app.state.service = service
     install_error_handlers(app)
     _add_image_routes(app, service)
     _add_ops_routes(app, service)
+    _declare_sent_statuses(app)
     return app
+
+
+def _declare_sent_statuses(app: FastAPI) -> None:
+    """The spec lists the statuses the routes send: FastAPI's automatic 422 is dropped (bad
+    input is a 400, declared per route with the error schema)."""
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate_openapi()
+            for operations in spec.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = spec.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
     runtime = service.runtime
 
-    @app.post("/v1/images/generations")
+    @app.post(
+        "/v1/images/generations",
+        responses={
+            200: {"description": "images (JSON), or server-sent events when `stream` is true",
+                  "content": {"text/event-stream": {}}},
+            **_errors(400, 408, 409, 413, 429, 503),
+        },
+    )
     async def generate(body: ImageGenerationBody, http: Request) -> Response:
         spec = to_generation_request(body, service.config)
         from_cloud, route = await service.route_to_cloud(body, spec.tenant, http)
@@ -229,7 +292,7 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
             return overloaded(err)
         service.watch(handle)
         response_format = body.response_format or "b64_json"
-        base_url = str(http.base_url)
+        base_url = service.base_url(http)
         if body.stream:
             events = _stream(service, handle, response_format, base_url)
             headers = {"x-argus-request-id": handle.request_id, "Cache-Control": "no-cache"}
@@ -246,7 +309,7 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
             annotate(payload, route)
         return JSONResponse(payload)
 
-    @app.delete("/v1/images/generations/{request_id}")
+    @app.delete("/v1/images/generations/{request_id}", responses=_errors(404))
     async def cancel(request_id: str) -> Response:
         if not await runtime.cancel(request_id):
             return error_response(
@@ -254,7 +317,10 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
             )
         return JSONResponse({"id": request_id, "object": "image.generation", "cancelled": True})
 
-    @app.get("/v1/images/files/{image_id}.png")
+    @app.get(
+        "/v1/images/files/{image_id}.png",
+        responses={200: {"content": {"image/png": {}}}, **_errors(404)},
+    )
     async def image_file(image_id: str) -> Response:
         png = service.images.get(image_id)
         if png is None:
@@ -309,7 +375,7 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", responses=_errors(503))
     async def ready() -> Response:
         if runtime.ready():
             return JSONResponse({"status": "ready"})

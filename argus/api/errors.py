@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,8 @@ ERROR_TYPES = {
     400: "invalid_request_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
+    409: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
@@ -30,11 +33,17 @@ ERROR_TYPES = {
 }
 
 
+def _printable(text: str | None) -> str | None:
+    """`text` safe to encode as UTF-8 JSON (a lone surrogate echoed back must not be a 500)."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(
     status: int, message: str, param: str | None = None, code: str | None = None
 ) -> dict:
     kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return {"error": {"message": _printable(message), "type": kind, "param": _printable(param),
+                      "code": code}}
 
 
 def error_response(
@@ -43,8 +52,11 @@ def error_response(
     param: str | None = None,
     code: str | None = None,
     retry_after_s: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))} if retry_after_s else None
+    headers = dict(headers or {})
+    if retry_after_s:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
     return JSONResponse(error_body(status, message, param, code), status, headers=headers)
 
 
@@ -55,6 +67,8 @@ def overloaded_response(err: Overloaded) -> JSONResponse:
 
 def _validation_param(err: RequestValidationError) -> tuple[str | None, str]:
     first = err.errors()[0] if err.errors() else {}
+    if first.get("type") == "json_invalid":
+        return None, f"invalid JSON body: {first.get('ctx', {}).get('error', 'cannot parse')}"
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
     message = first.get("msg", "invalid request")
@@ -73,7 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        return error_response(err.status_code, str(err.detail))
+        return error_response(err.status_code, str(err.detail), headers=err.headers)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, err: Exception) -> JSONResponse:

@@ -8,9 +8,10 @@ depend on the deployment (prompt length, n, size, model) are checked against the
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from argus.config import ArgusConfig
 from argus.engine.variants import size_multiple
@@ -22,6 +23,12 @@ MAX_SEED = 2**32 - 1
 MEDIUM_FLOOR = 0.8
 LOW_FLOOR = 0.6
 """`quality: medium|low` lower the predicted-quality floor to at most these."""
+SIZE_PATTERN = re.compile(r"([0-9]{1,6})[xX]([0-9]{1,6})")
+"""WIDTHxHEIGHT in ASCII digits (`int()` alone would take `３２`, ` 32` and `3_2`)."""
+FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (tab, newline and carriage return aside) and lone surrogates, which
+cannot be encoded as UTF-8 and fail the tokenizer (and with it the worker's whole batch)."""
+TEXT_FIELDS = ("prompt", "negative_prompt", "user", "model")
 
 
 class ImageGenerationBody(BaseModel):
@@ -32,16 +39,29 @@ class ImageGenerationBody(BaseModel):
 
     prompt: str
     model: str | None = None
-    n: int | None = 1
+    n: StrictInt | None = 1
     size: str | None = None
     response_format: Literal["b64_json", "url"] | None = "b64_json"
     quality: Literal["auto", "standard", "hd", "high", "medium", "low"] | None = "auto"
     user: str | None = Field(default=None, max_length=256)
     negative_prompt: str | None = None
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
-    seed: int | None = None
-    stream: bool | None = False
+    num_inference_steps: StrictInt | None = None
+    guidance_scale: StrictFloat | None = None
+    seed: StrictInt | None = None
+    stream: StrictBool | None = False
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body (OpenAI's shape)."""
+
+    error: ErrorDetail
 
 
 class InvalidField(ValueError):
@@ -62,10 +82,10 @@ def _parse_size(size: str | None, config: ArgusConfig, variants: list[str]) -> t
     """(width, height), or (0, 0) for `auto` = the serving variant's native resolution."""
     if size is None or size == "auto":
         return 0, 0
-    try:
-        width, height = (int(part) for part in size.lower().split("x"))
-    except ValueError:
-        raise InvalidField("size", f"size must be 'WIDTHxHEIGHT' or 'auto', got {size!r}") from None
+    match = SIZE_PATTERN.fullmatch(size)
+    if match is None:
+        raise InvalidField("size", f"size must be 'WIDTHxHEIGHT' or 'auto', got {size!r}")
+    width, height = int(match[1]), int(match[2])
     limit = config.server.max_size
     multiple = math.lcm(*(size_multiple(config.variant(v)) for v in variants))
     for side in (width, height):
@@ -121,8 +141,18 @@ def _quality(quality: str | None, config: ArgusConfig) -> tuple[bool, float | No
     return False, None
 
 
+def _check_text(param: str, text: str | None) -> None:
+    bad = FORBIDDEN_CHARS.search(text or "")
+    if bad is not None:
+        char = ord(bad.group())
+        what = "a lone surrogate" if 0xD800 <= char <= 0xDFFF else "a control character"
+        raise InvalidField(param, f"{param} contains {what} (U+{char:04X}) at index {bad.start()}")
+
+
 def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> GenerationRequest:
     server = config.server
+    for field in TEXT_FIELDS:
+        _check_text(field, getattr(body, field))
     prompt = body.prompt
     if not prompt.strip():
         raise InvalidField("prompt", "prompt must not be empty")

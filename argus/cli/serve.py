@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from argus.config import ServerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,6 +19,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     parser.set_defaults(func=run)
+
+
+def uvicorn_options(server: ServerConfig) -> dict[str, Any]:
+    """uvicorn's connection limits from `server.*` (the body cap and read deadline are the app's:
+    `argus.api.edge.BodyGuard`). h11, so that the header limit and the framing checks (both
+    Content-Length and Transfer-Encoding is a 400) hold whatever else is installed."""
+    return {
+        "host": server.host,
+        "port": server.port,
+        "http": "h11",
+        "timeout_keep_alive": server.keep_alive_s,
+        "limit_concurrency": server.max_connections,
+        "backlog": server.backlog,
+        "h11_max_incomplete_event_size": server.max_header_bytes,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
         server = config.server.model_copy(update=overrides)
         config = config.model_copy(update={"server": server})
     app = create_app(config, runtime=build_runtime(config, cache=build_cache_hook(config)))
-    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level=args.log_level)
+    uvicorn.run(app, log_level=args.log_level, **uvicorn_options(config.server))
     return 0
