@@ -47,6 +47,10 @@ class Request:
     """Minimum relative quality; None = the configured default."""
     pinned_variant: str | None = None
     pinned_steps: int | None = None
+    """Run exactly this many steps (with `no_approximation`, or a trace/API pin)."""
+    requested_steps: int | None = None
+    """Asked-for step count: the reference quality it may be approximated against
+    (`argus.control.steps`); None = the variant's own."""
     no_approximation: bool = False
     """`quality: high`: serve the full level only."""
     prompt_id: int | None = None
@@ -63,12 +67,17 @@ class Request:
     """Why it was rejected or moved, in words a client can read."""
     start_s: float | None = None
     finish_s: float | None = None
+    run_steps: int | None = None
+    """Steps it runs when not its level's (an exact run of a count the profile lacks)."""
+    work_scale: float = 1.0
+    """Its cost per image relative to its level's (exact runs of other step counts)."""
     queue_seq: int = -1
     """Token of its live queue entry (`LevelQueues`); -1 when not queued. An entry whose token
     differs is stale (the request moved level, ran or left)."""
 
     @property
     def pinned(self) -> bool:
+        """Pinned requests run at one level (or exact step count) and are never re-levelled."""
         return self.no_approximation or self.pinned_variant is not None or (
             self.pinned_steps is not None
         )

@@ -112,23 +112,6 @@ def _resolve_model(model: str | None, config: ArgusConfig) -> tuple[str | None, 
     raise InvalidField("model", f"unknown model {model!r}; known: {known}", "model_not_found")
 
 
-def _check_pinned_steps(steps: int, variant: str | None, config: ArgusConfig) -> None:
-    """Pinned steps are served exactly, so some level must run them without approximation."""
-    allowed = sorted({
-        lv.steps
-        for lv in config.levels
-        if lv.cache_k == 0 and (variant is None or lv.variant == variant)
-    })
-    if steps not in allowed:
-        raise InvalidField(
-            "num_inference_steps",
-            f"num_inference_steps={steps} is not served"
-            + (f" by {variant}" if variant else "")
-            + f"; choose one of {allowed}",
-            "unsupported_value",
-        )
-
-
 def _quality(quality: str | None, config: ArgusConfig) -> tuple[bool, float | None]:
     """(no approximation, quality floor)."""
     floor = config.control.quality_floor
@@ -166,10 +149,16 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
     n = 1 if body.n is None else body.n
     _check_range("n", n, 1, server.max_n)
     variant, steps = _resolve_model(body.model, config)
+    no_approximation, floor = _quality(body.quality, config)
+    requested = None
     if body.num_inference_steps is not None:
+        # Any count is served: exactly with `quality: high` (or a pinned level), else as the
+        # reference the control plane may approximate against (`argus.control.steps`).
         _check_range("num_inference_steps", body.num_inference_steps, 1, MAX_STEPS)
-        steps = body.num_inference_steps
-        _check_pinned_steps(steps, variant, config)
+        if no_approximation or steps is not None:
+            steps = body.num_inference_steps
+        else:
+            requested = body.num_inference_steps
     if body.guidance_scale is not None:
         _check_range("guidance_scale", body.guidance_scale, 0.0, MAX_GUIDANCE)
     if body.seed is not None:
@@ -177,7 +166,6 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
     width, height = _parse_size(body.size, config, [variant] if variant else [
         v.name for v in config.variants
     ])
-    no_approximation, floor = _quality(body.quality, config)
     return GenerationRequest(
         prompt=prompt,
         n=n,
@@ -188,6 +176,7 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
         guidance_scale=body.guidance_scale,
         pinned_variant=variant,
         pinned_steps=steps,
+        requested_steps=requested,
         no_approximation=no_approximation,
         quality_floor=floor,
         tenant=body.user or "default",

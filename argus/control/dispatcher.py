@@ -25,12 +25,9 @@ _RUNNING = RequestStatus.RUNNING
 _REJECTED = RequestStatus.REJECTED
 _heappush = heapq.heappush
 _heappop = heapq.heappop
-# Batches group equal resolutions once requests carry one (contract B); until then one level
-# is one compatible group.
-_HAS_RESOLUTION = "resolution" in getattr(Request, "__slots__", ())
 
 
-def _batch_time(service_s: tuple[float, ...], images: int) -> float:
+def batch_time(service_s: tuple[float, ...], images: int) -> float:
     """Service time of a batch of `images` (linear beyond the largest profiled batch)."""
     if images <= len(service_s):
         return service_s[images - 1]
@@ -66,7 +63,7 @@ class LevelQueues:
         self._by_id[request.request_id] = (request, level)
         self.count[level] += 1
         v = self.level_variant[level]
-        self.work_s[v] += request.n * self.image_time_s[level]
+        self.work_s[v] += request.n * self.image_time_s[level] * request.work_scale
         self.variant_count[v] += 1
         self.total += 1
         self.images += request.n
@@ -76,7 +73,7 @@ class LevelQueues:
         request.queue_seq = -1
         self.count[level] -= 1
         v = self.level_variant[level]
-        self.work_s[v] -= request.n * self.image_time_s[level]
+        self.work_s[v] -= request.n * self.image_time_s[level] * request.work_scale
         self.variant_count[v] -= 1
         self.total -= 1
         self.images -= request.n
@@ -87,8 +84,10 @@ class LevelQueues:
         return -1 if entry is None else entry[1]
 
     def move(self, request: Request, level: int) -> None:
-        """Re-level a queued request (its old heap entry goes stale)."""
+        """Re-level a queued request (its old heap entry goes stale); it then runs its new
+        level's steps."""
         self._forget(request, self._by_id[request.request_id][1])
+        request.run_steps, request.work_scale = None, 1.0
         self.push(request, level)
 
     def head(self, level: int) -> Request | None:
@@ -152,11 +151,12 @@ class LevelQueues:
             if size > limit and batch:
                 break
             # A request wider than the limit runs alone rather than blocking its queue forever.
-            finish = now + _batch_time(service_s, size)
+            scale = batch[0].work_scale if batch else request.work_scale
+            finish = now + batch_time(service_s, size) * scale
             # It expires only if it cannot make it even alone: one that only misses in this
             # (grown) batch waits for the next one.
             if expire_after_slo is not None and (
-                now + _batch_time(service_s, request.n) if batch else finish
+                now + batch_time(service_s, request.n) * request.work_scale if batch else finish
             ) > request.arrival_s + expire_after_slo * (request.deadline_s - request.arrival_s):
                 _heappop(heap)
                 self._forget(request, level)
@@ -164,15 +164,14 @@ class LevelQueues:
                 request.reason = "deadline passed while queued"
                 expired.append(request)
                 continue
-            if batch and (finish > deadline or (
-                _HAS_RESOLUTION and request.resolution != batch[0].resolution  # type: ignore[attr-defined]
-            )):
+            # One batch is one engine call: its requests run the same step count.
+            if batch and (finish > deadline or request.run_steps != batch[0].run_steps):
                 break
             _heappop(heap)
             # `_forget`, inlined (the counters are settled once after the loop).
             del by_id[request.request_id]
             request.queue_seq = -1
-            work_s[v] -= request.n * image_time
+            work_s[v] -= request.n * image_time * request.work_scale
             request.status = _RUNNING
             request.start_s = now
             if request.deadline_s < deadline:

@@ -33,6 +33,9 @@ from argus.control.predictor import (
 )
 from argus.control.profile import Profile
 from argus.control.relevel import Releveler
+from argus.control.snapshot import plane_snapshot
+from argus.control.steps import StepModel
+from argus.control.workers import WorkerLevels
 from argus.types import Request, RequestStatus
 
 __all__ = ["ControlPlane", "configured_predictor", "profile_from_config"]
@@ -108,17 +111,14 @@ class ControlPlane:
             window_s=config.control.load_window_s, headroom=config.control.burst_headroom,
             burst_s=BURST_SHARE_OF_SLO * self.slo_s if BURST_SHARE_OF_SLO else None,
         )
-        num = len(table)
         self._variant_levels = [table.levels_of_variant(v) for v in range(len(table.load_time_s))]
-        self._worker_level = [table.full] * num_workers
-        self._level_workers = np.zeros(num, int)
-        self._level_workers[table.full] = num_workers
-        self._variant_workers = [0] * len(table.load_time_s)
-        self._variant_workers[table.variant[table.full]] = num_workers
+        self.workers = WorkerLevels(table, num_workers)
+        """The cluster's assignment of workers to levels (plans and lent workers)."""
         self._running_s = [0.0] * len(table.load_time_s)
+        self.steps = StepModel(table)
         self.releveler = Releveler(
             table, self.queues, self.floor, self.tolerance, self._backlog_s,
-            lambda v: self._variant_workers[v],
+            lambda v: self.workers.per_variant[v],
         )
         self._retried: set[str] = set()
         self._rejected_later: list[Request] = []
@@ -129,7 +129,7 @@ class ControlPlane:
         self.demand = DemandTracker(table)
         """Per-period measurements for the planner."""
         # Totals for snapshots.
-        self.admitted = [0] * num
+        self.admitted = [0] * len(table)
         self.completed = 0
         self.rejected = 0
         self.plan: Plan | None = None
@@ -162,7 +162,12 @@ class ControlPlane:
             return self._admit_pinned(request, now)
         key = id(quality)
         floor = request.quality_floor
-        if floor is None or floor == self.floor:
+        if request.requested_steps is not None:
+            quality = request.predicted_quality = self.steps.relative(
+                table.variant[table.full], request.requested_steps, quality
+            )
+            best = optimal_level(table, quality, self.floor if floor is None else floor)
+        elif floor is None or floor == self.floor:
             cached = self._optimal_cache.get(key)
             if cached is not None and cached[0] is quality:
                 best = cached[1]
@@ -182,16 +187,18 @@ class ControlPlane:
         level = self.policy.route(request, now)
         if level is None:
             return self._reject(request, request.reason or f"rejected by policy {self.policy.name}")
+        if request.requested_steps is not None:
+            level = self._within_request(request, level, best)
         # Inline `finish_estimate` (the hot path).
         v = table.variant[level]
-        workers = self._variant_workers[v]
+        workers = self.workers.per_variant[v]
         if workers:
             service = table.service_s[level]
             batch = min(table.batch[level], queues.count[level] + request.n, len(service))
             finish = now + (queues.work_s[v] + 0.5 * self._running_s[v]) / workers + service[
-                batch - 1]
+                batch - 1] * request.work_scale
         else:
-            finish = math.inf
+            finish = self.finish_estimate(level, now, request.n, request.work_scale)
         if finish > request.deadline_s:
             moved = self._make_room(request, level, now)
             if moved is None:
@@ -234,12 +241,17 @@ class ControlPlane:
     def _admit_pinned(self, request: Request, now: float) -> Request:
         level = self.pinned_level(request)
         if level is None:
-            return self._reject(request, self._pin_reason(request))
+            return self._reject(request, self.steps.pin_reason(request))
         request.optimal_level = self.table.names[level]
         self.demand.count(level, request.predicted_quality or {})
         if self.queues.total >= self.queue_capacity:
             return self._reject(request, "queue full")
-        late = self.finish_estimate(level, now, request.n) - request.deadline_s
+        self.steps.override(request, level)
+        v = self.table.variant[level]
+        if not self.workers.per_variant[v] and not self.workers.lent_from[v]:
+            return self._admit_by_lending(request, level, now)
+        late = self.finish_estimate(level, now, request.n, request.work_scale) - \
+            request.deadline_s
         if late > 0 and self._make_room(request, level, now) is not None:
             late = 0.0
         if late > 0:
@@ -249,41 +261,61 @@ class ControlPlane:
             )
         return self._enqueue(request, level)
 
-    def pinned_level(self, request: Request) -> int | None:
-        """The one level a pinned request may run at: the full level for `no_approximation`
-        (or the pinned variant at its default steps), never a cache level."""
+    def _admit_by_lending(self, request: Request, level: int, now: float) -> Request:
+        """A pinned variant no worker holds: lend one when it can load the variant and serve
+        the request in time (its current batch first), else reject with that reason."""
         table = self.table
-        variant = request.pinned_variant
-        if variant is None and request.no_approximation and request.pinned_steps is None:
-            return table.full
-        if variant is None:
-            variant = table.variant_names[table.variant[table.full]]
-        if variant not in table.variant_names:
-            return None
-        v = table.variant_names.index(variant)
-        steps = request.pinned_steps
-        if steps is None:
-            steps = max(table.steps[i] for i in self._variant_levels[v] if table.cache_k[i] == 0)
-        for i in self._variant_levels[v]:
-            if table.steps[i] == steps and table.cache_k[i] == 0:
-                return i
-        return None
+        worker = self.workers.lender(self._running_s)
+        name = table.variant_names[table.variant[level]]
+        if worker is None:
+            return self._reject(request, f"no worker can load {name}")
+        own = table.variant[self.workers.level[worker]]
+        finish = now + self._running_s[own] / max(1, self.workers.per_variant[own]) + \
+            table.load_time_s[table.variant[level]] + \
+            table.service_s[level][min(request.n, len(table.service_s[level])) - 1] * \
+            request.work_scale
+        if finish > request.deadline_s:
+            late = finish - request.deadline_s
+            return self._reject(request, f"pinned level {table.names[level]} cannot meet the "
+                                f"deadline (loading {name} on a worker: predicted {late:.2f} s "
+                                "late)")
+        self.workers.lend(worker, level)
+        return self._enqueue(request, level)
 
-    def _pin_reason(self, request: Request) -> str:
-        if request.pinned_variant and request.pinned_variant not in self.table.variant_names:
-            return f"unknown model variant {request.pinned_variant!r}"
-        return (
-            f"no level serves variant {request.pinned_variant or 'default'} with "
-            f"{request.pinned_steps} steps without approximation"
-        )
+    def release_lent(self, worker_id: int) -> bool:
+        """Executors call this before offering a worker work: a lent worker whose borrowed
+        variant has nothing queued returns to its planned level (True: its level changed)."""
+        planned = self.workers.lent.get(worker_id)
+        if planned is None:
+            return False
+        if self.queues.variant_count[self.table.variant[self.workers.level[worker_id]]]:
+            return False
+        self.workers.give_back(worker_id)
+        return True
+
+    def pinned_level(self, request: Request) -> int | None:
+        """The one level a pinned request may run at (`StepModel.pinned_level`)."""
+        return self.steps.pinned_level(request)
 
     def _enqueue(self, request: Request, level: int) -> Request:
         self._queue(request, level)
         self.admitted[level] += 1
         return request
 
+    def _within_request(self, request: Request, level: int, best: int) -> int:
+        """The routed level, unless it is not an approximation of what the request asked for
+        (it costs more than its reference run): then its optimal level. Sets the exact-run
+        override where it lands on its variant's home level."""
+        quality = request.predicted_quality or {}
+        if level != best and quality.get(self.table.names[level], 0.0) <= 0.0:
+            level = best
+        self.steps.override(request, level)
+        return level
+
     def _queue(self, request: Request, level: int) -> None:
         """Every way into a queue (admission, retry, cascade, re-plan) passes here."""
+        if request.requested_steps is not None or request.pinned_steps is not None:
+            self.steps.override(request, level)
         request.level = self.table.names[level]
         self.queues.push(request, level)
         self.releveler.note_queued(request, level)
@@ -306,17 +338,30 @@ class ControlPlane:
         """Worker-seconds ahead of a new arrival at this variant (running work counts half)."""
         return self.queues.work_s[variant] + 0.5 * self._running_s[variant]
 
-    def finish_estimate(self, level: int, now: float, images: int = 1) -> float:
+    def finish_estimate(self, level: int, now: float, images: int = 1, scale: float = 1.0) \
+            -> float:
         """Predicted completion time of a request of `images` queued now at `level`: the
         variant's queued and running work spread over its workers, plus its own batch."""
         v = self.table.variant[level]
-        workers = self._variant_workers[v]
+        workers = self.workers.per_variant[v]
+        wait = 0.0
         if workers == 0:
-            return math.inf
+            if not self.workers.lent_from[v]:
+                return math.inf
+            workers, wait = self.workers.lent_from[v], self._return_wait_s(v)
         service = self.table.service_s[level]
         batch = min(self.table.batch[level], self.queues.count[level] + images, len(service))
-        wait = (self.queues.work_s[v] + 0.5 * self._running_s[v]) / workers
-        return now + wait + service[batch - 1]
+        wait += (self.queues.work_s[v] + 0.5 * self._running_s[v]) / workers
+        return now + wait + service[batch - 1] * scale
+
+    def _return_wait_s(self, variant: int) -> float:
+        """Until the workers `variant` lent away are back: their borrowed work and two loads."""
+        table = self.table
+        lent = [w for w, planned in self.workers.lent.items()
+                if table.variant[planned] == variant]
+        return min(table.load_time_s[table.variant[self.workers.level[w]]]
+                   + self.queues.work_s[table.variant[self.workers.level[w]]]
+                   + table.load_time_s[variant] for w in lent)
 
     def fastest_fix(self, request: Request, now: float, level: int) -> int | None:
         """The compatible level (predicted quality within tolerance of the floor) with the best
@@ -339,7 +384,7 @@ class ControlPlane:
         first, from the levels of the variant it runs; marks them RUNNING."""
         table = self.table
         queues = self.queues
-        v = table.variant[self._worker_level[worker_id]]
+        v = table.variant[self.workers.level[worker_id]]
         if not queues.variant_count[v]:
             return []
         level = queues.earliest(self._variant_levels[v])
@@ -354,7 +399,8 @@ class ControlPlane:
         if expired:
             self.rejected += len(expired)
             self._rejected_later.extend(expired)
-        self._running_s[v] += table.image_time_s[level] * images
+        if batch:
+            self._running_s[v] += table.image_time_s[level] * images * batch[0].work_scale
         return batch
 
     def _rescue_heads(self, level: int, now: float, variant: int) -> int:
@@ -372,18 +418,18 @@ class ControlPlane:
         return level
 
     def worker_level(self, worker_id: int) -> str:
-        return self.table.names[self._worker_level[worker_id]]
+        return self.table.names[self.workers.level[worker_id]]
 
     def worker_level_index(self, worker_id: int) -> int:
-        return self._worker_level[worker_id]
+        return self.workers.level[worker_id]
 
     @property
     def worker_levels(self) -> list[int]:
         """Level position of every worker: a live view (plans update it in place); read only."""
-        return self._worker_level
+        return self.workers.level
 
     def workers_per_level(self) -> np.ndarray:
-        return self._level_workers.copy()
+        return self.workers.per_level.copy()
 
     def complete(self, request: Request, now: float) -> Request:
         """A worker finished the request. The policy may re-dispatch it (cascade): then it is
@@ -392,7 +438,7 @@ class ControlPlane:
         level = table.index[request.level]
         v = table.variant[level]
         running_s = self._running_s
-        running = running_s[v] - table.image_time_s[level] * request.n
+        running = running_s[v] - table.image_time_s[level] * request.n * request.work_scale
         running_s[v] = running if running > 0.0 else 0.0
         request.finish_s = now
         request.status = _COMPLETED
@@ -406,7 +452,7 @@ class ControlPlane:
 
     def _release(self, request: Request, level: int) -> None:
         v = self.table.variant[level]
-        work = self.table.image_time_s[level] * request.n
+        work = self.table.image_time_s[level] * request.n * request.work_scale
         self._running_s[v] = max(0.0, self._running_s[v] - work)
 
     def requeue(self, request: Request, now: float) -> Request:
@@ -486,7 +532,7 @@ class ControlPlane:
             self._burst = True
 
     def _demand(self, now: float, forecast: float) -> Demand:
-        return self.demand.demand(now, forecast, self._level_workers, self.queues.count)
+        return self.demand.demand(now, forecast, self.workers.per_level, self.queues.count)
 
     def _apply(self, plan: Plan) -> None:
         workers = np.asarray(plan.workers, int)
@@ -495,17 +541,30 @@ class ControlPlane:
                 f"policy {self.policy.name} planned {workers.sum()} workers for a cluster "
                 f"of {self.num_workers}"
             )
-        self._assign(workers)
+        self.workers.assign(workers)
         if plan.routing is not None:
             self.policy.set_routing(np.asarray(plan.routing))
         self.plan = plan
+        self._lend_for_pinned()
         self._rehome_orphans(plan.time_s)
+
+    def _lend_for_pinned(self) -> None:
+        """After a plan: a variant with queued pinned work and no worker borrows one."""
+        table, queues = self.table, self.queues
+        for v, workers in enumerate(self.workers.per_variant):
+            if workers or not queues.variant_count[v]:
+                continue
+            pinned = [r for r in queues.queued() if r.pinned and
+                      table.variant[queues.level_of(r.request_id)] == v]
+            worker = self.workers.lender(self._running_s) if pinned else None
+            if worker is not None:
+                self.workers.lend(worker, queues.level_of(pinned[0].request_id))
 
     def _rehome_orphans(self, now: float) -> None:
         """Requests queued at a variant no worker runs any more move to a level that can still
         serve them in time (pinned ones cannot move), else are rejected with a reason."""
         table, queues = self.table, self.queues
-        for v, workers in enumerate(self._variant_workers):
+        for v, workers in enumerate(self.workers.per_variant):
             if workers or not any(queues.count[j] for j in self._variant_levels[v]):
                 continue
             for j in self._variant_levels[v]:
@@ -520,60 +579,6 @@ class ControlPlane:
                             f"{table.names[moved]} after a re-plan"
                         self._queue(request, moved)
 
-    def _assign(self, target: np.ndarray) -> None:
-        """Move as few workers as possible, and same-variant moves (free) before loads."""
-        if np.array_equal(target, self._level_workers):
-            return
-        have = np.bincount(self._worker_level, minlength=len(self.table))
-        free: list[int] = []
-        for worker in range(self.num_workers - 1, -1, -1):
-            level = self._worker_level[worker]
-            if have[level] > target[level]:
-                have[level] -= 1
-                free.append(worker)
-        need = {lv: int(target[lv] - have[lv]) for lv in range(len(target))
-                if target[lv] > have[lv]}
-        variant = self.table.variant
-        for same_variant in (True, False):
-            for worker in list(free):
-                old = variant[self._worker_level[worker]]
-                for lv in need:
-                    if need[lv] > 0 and (variant[lv] == old) == same_variant:
-                        self._worker_level[worker] = lv
-                        need[lv] -= 1
-                        free.remove(worker)
-                        break
-        self._level_workers = np.bincount(self._worker_level, minlength=len(self.table))
-        self._variant_workers = [0] * len(self._variant_workers)
-        for lv, n in enumerate(self._level_workers):
-            self._variant_workers[variant[lv]] += int(n)
-
     def snapshot(self) -> dict:
         """The current plan and state, JSON-ready (GET /v1/cluster)."""
-        names = self.table.names
-        plan = self.plan
-        admitted = sum(self.admitted)
-        return {
-            "policy": self.policy.name,
-            "num_workers": self.num_workers,
-            "slo_s": self.slo_s,
-            "plan_time_s": plan.time_s if plan else None,
-            "forecast_rps": plan.forecast_rps if plan else 0.0,
-            "workers_per_level": {
-                n: int(w) for n, w in zip(names, self._level_workers, strict=True)
-            },
-            "planned_load_rps": (
-                {n: float(x) for n, x in zip(names, plan.load_rps, strict=True)}
-                if plan is not None and plan.load_rps is not None else None
-            ),
-            "unserved_rps": plan.unserved_rps if plan else 0.0,
-            "solve_ms": plan.solve_ms if plan else 0.0,
-            "queue_lengths": {n: int(c) for n, c in zip(names, self.queues.count, strict=True)},
-            "level_share": {
-                n: (int(c) / admitted if admitted else 0.0)
-                for n, c in zip(names, self.admitted, strict=True)
-            },
-            "admitted": admitted,
-            "completed": self.completed,
-            "rejected": self.rejected,
-        }
+        return plane_snapshot(self)

@@ -70,16 +70,18 @@ class Releveler:
         """Requests re-levelled so far (each move counts)."""
 
     # ----------------------------------------------------------------- candidates
-    def next_move(self, request: Request, level: int) -> tuple[float, int] | None:
+    def next_move(self, request: Request, level: int, scale: float | None = None) \
+            -> tuple[float, int] | None:
         """The request's next step down its convex hull from `level`: (quality loss per
-        worker-second saved, target level), or None when no cheaper level is compatible."""
+        worker-second saved, target level), or None when no cheaper level is compatible.
+        `scale`: its cost relative to the level's (default: its own `work_scale`)."""
         table = self.table
         quality = request.predicted_quality or {}
         names, means, image_time = table.names, table.mean_quality, table.image_time_s
-        t_now = image_time[level]
+        t_now = image_time[level] * (request.work_scale if scale is None else scale)
         q_now = quality.get(names[level], means[level])
         best: tuple[float, int] | None = None
-        for j in self._compatible(request, level):
+        for j in self._compatible(request, level, t_now):
             ratio = max(q_now - quality.get(names[j], means[j]), 0.0) / (t_now - image_time[j])
             if best is None or ratio < best[0]:
                 best = (ratio, j)
@@ -137,7 +139,8 @@ class Releveler:
         while True:
             # Its own batch counts as full: a level with a short queue must not look fast
             # because the arrival would run there in a batch of its own.
-            tail = max(table.batch_time_s[own], request.n * image_time[own])
+            tail = max(table.batch_time_s[own], request.n * image_time[own]) * (
+                request.work_scale if own == level else 1.0)
             late = now + (backlog_s - saved_s) / workers + tail - request.deadline_s
             worth = request.n * quality.get(names[own], means[own])
             if late <= 0 or loss >= worth:
@@ -156,11 +159,13 @@ class Releveler:
                 break
             move = heapq.heappop(moves if moves and best is moves[0] else chained)
             other, source, target = move[3], move[5], move[6]
-            saved = other.n * (image_time[source] - image_time[target])
+            first = move[4] >= 0  # a chained step starts from a level it runs unscaled
+            saved = other.n * (image_time[source] * (other.work_scale if first else 1.0)
+                               - image_time[target])
             saved_s += saved
             loss += move[0] * saved
-            taken.append((other, source, target, move if move[4] >= 0 else None))
-            step = self.next_move(other, target)
+            taken.append((other, source, target, move if first else None))
+            step = self.next_move(other, target, 1.0)
             if step is not None:
                 heapq.heappush(chained, (step[0], other.deadline_s, next(self._order), other,
                                          -1, target, step[1]))
@@ -192,15 +197,17 @@ class Releveler:
         self._move(request, level, best, "to meet its deadline at dispatch")
         return True
 
-    def _compatible(self, request: Request, level: int) -> list[int]:
-        """Levels of the same variant cheaper than `level` that the request's floor allows."""
+    def _compatible(self, request: Request, level: int, t_now: float | None = None) -> list[int]:
+        """Levels of the same variant cheaper than `level` (or than `t_now` per image) that the
+        request's floor allows."""
         if request.pinned:
             return []
         table = self.table
         quality = request.predicted_quality or {}
         floor = request.quality_floor if request.quality_floor is not None else self.floor
         lowest = floor - self.tolerance
-        t_now = table.image_time_s[level]
+        if t_now is None:
+            t_now = table.image_time_s[level] * request.work_scale
         return [j for j in self._ladder[table.variant[level]]
                 if table.image_time_s[j] < t_now
                 and quality.get(table.names[j], table.mean_quality[j]) >= lowest]

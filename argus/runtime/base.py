@@ -29,6 +29,9 @@ class GenerationRequest:
     """None: the serving variant's default."""
     pinned_variant: str | None = None
     pinned_steps: int | None = None
+    """Run exactly this many steps."""
+    requested_steps: int | None = None
+    """Asked-for steps the control plane may approximate against."""
     no_approximation: bool = False
     quality_floor: float | None = None
     tenant: str = "default"

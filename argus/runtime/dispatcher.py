@@ -167,6 +167,7 @@ class Dispatcher(Runtime):
             quality_floor=spec.quality_floor,
             pinned_variant=spec.pinned_variant,
             pinned_steps=spec.pinned_steps,
+            requested_steps=spec.requested_steps,
             no_approximation=spec.no_approximation,
         )
         self.cache.annotate(request, spec)
@@ -285,6 +286,7 @@ class Dispatcher(Runtime):
         for worker_id, state in self._workers.items():
             if not state.ready or state.batch_id is not None:
                 continue
+            self.plane.release_lent(worker_id)
             batch = self.plane.next_batch(worker_id, now, self.max_batch)
             if batch:
                 self._run(worker_id, state, batch, now)
@@ -342,7 +344,7 @@ class Dispatcher(Runtime):
             negative_prompt=spec.negative_prompt,
             seed=entry.seed,
             n=spec.n,
-            steps=spec.pinned_steps or level.steps,
+            steps=entry.request.run_steps or level.steps,
             height=spec.height or variant.resolution,
             width=spec.width or variant.resolution,
             guidance_scale=variant.guidance_scale if guidance is None else guidance,

@@ -19,6 +19,7 @@ from itertools import repeat
 
 import numpy as np
 
+from argus.control.dispatcher import batch_time
 from argus.control.plane import ControlPlane
 from argus.sim.quality import QualityModel, sample_similarity
 from argus.sim.traces import Trace
@@ -106,8 +107,8 @@ class Simulator:
             columns["prompt"] = repeat("", count)
         if self.similarity is not None:
             columns["cache_similarity"] = self.similarity.tolist()
-        if trace.steps is not None:
-            columns["pinned_steps"] = [s if s else None for s in trace.steps.tolist()]
+        if trace.steps is not None:  # asked-for counts, approximated against (like the API's)
+            columns["requested_steps"] = [s if s else None for s in trace.steps.tolist()]
         if trace.n is not None:
             columns["n"] = trace.n.tolist()
         if trace.tenant is not None:
@@ -163,6 +164,8 @@ class Simulator:
 
         def dispatch(w: int, now: float) -> None:
             nonlocal seq
+            if plane.workers.lent:
+                plane.release_lent(w)
             v = level_variant[worker_levels[w]]
             if loaded[w] != v:
                 loaded[w] = v
@@ -191,7 +194,9 @@ class Simulator:
                     images += request.n
             busy[w] = batch
             seq += 1
-            heappush(heap, (now + service_of[batch[0].level][images - 1], seq, w))
+            first = batch[0]
+            heappush(heap, (now + batch_time(service_of[first.level], images) * first.work_scale,
+                            seq, w))
 
         def wake(variant: int, now: float) -> None:
             pool = idle[variant]
@@ -219,6 +224,7 @@ class Simulator:
         bar = _progress(count, progress)
         # The loop makes no reference cycles: automatic collections would only traverse every
         # live request again and again; young objects are collected at planning ticks instead.
+        assignments = plane.workers.changes
         with _young_collections_only():
             wake_all(0.0)
             while True:
@@ -230,6 +236,9 @@ class Simulator:
                         request = requests[i]
                         i += 1
                         admit(request, next_arrival)
+                        if plane.workers.changes != assignments:  # a worker was lent
+                            assignments = plane.workers.changes
+                            wake_all(next_arrival)
                         if plane.next_plan_s < next_tick:
                             next_tick = plane.next_plan_s
                             if next_tick < limit:
@@ -309,10 +318,39 @@ class Simulator:
             quality[served] = self.quality_model.of(
                 record.level[served], self.prompt_id[served], self.difficulty[served], sim
             )
+        self._relative_to_requested(requests, served, quality)
         record.quality = quality
         leftover = len(requests) - int(served.sum()) - sum(reasons.values())
         if leftover:
             reasons[UNFINISHED] = leftover
+
+
+    def _relative_to_requested(
+        self, requests: list[Request], served: np.ndarray, quality: np.ndarray
+    ) -> None:
+        """Requests that asked for a step count are judged against a reference run of that
+        count (`argus.control.steps`, interpolated over the true quality of the full variant's
+        cache-free levels); an exact run of it is worth 1."""
+        asked = np.array([r.requested_steps is not None for r in requests]) & served
+        if not asked.any():
+            return
+        table = self.plane.table
+        steps_model = self.plane.steps
+        idx = np.flatnonzero(asked)
+        sim = None if self.similarity is None else self.similarity[idx]
+        ladder = [i for i in table.levels_of_variant(table.variant[table.full])
+                  if table.cache_k[i] == 0]
+        true = {i: self.quality_model.of(np.full(len(idx), i), self.prompt_id[idx],
+                                         self.difficulty[idx], sim) for i in ladder}
+        for row, i in enumerate(idx):
+            request = requests[i]
+            if request.run_steps is not None:
+                quality[i] = 1.0
+                continue
+            levels = {table.names[j]: float(true[j][row]) for j in ladder}
+            reference = steps_model.quality(table.variant[table.full], request.requested_steps,
+                                            levels)
+            quality[i] = min(quality[i] / max(reference, 1e-9), 1.0)
 
 
 @contextmanager

@@ -163,3 +163,21 @@ def test_full_queue_answers_429_with_retry_after(client: httpx.Client) -> None:
         for stream in streams:
             stream.__exit__(None, None, None)
     assert worker_idle(client, 5.0)
+
+
+def test_any_step_count_and_any_listed_model_are_served(client: httpx.Client) -> None:
+    def generate(**extra: object) -> dict:
+        response = client.post("/v1/images/generations",
+                               json={"prompt": "a red circle", "seed": 3, **extra})
+        assert response.status_code == 200, response.text
+        return response.json()["data"][0]["argus"]
+
+    # An asked-for count no level has is a reference Argus may approximate (never more steps).
+    assert generate(num_inference_steps=7)["steps"] <= 7
+    # With `quality: high` it runs exactly, on the variant's home level.
+    exact = generate(num_inference_steps=7, quality="high")
+    assert exact["steps"] == 7 and exact["variant"] == "tiny-large"
+    # A listed model no worker holds: the one worker is lent to it, then returns.
+    small = generate(model="tiny-small", num_inference_steps=5)
+    assert small["variant"] == "tiny-small" and small["steps"] == 5
+    assert generate()["variant"] == "tiny-large"

@@ -99,8 +99,12 @@ def test_pinned_request_is_never_approximated():
     plane = ControlPlane(config, profile, num_workers=1)
     unknown = plane.admit(Request("p", 0.0, 3.0, pinned_variant="nope"), 0.0)
     assert unknown.status == RequestStatus.REJECTED and "unknown model variant" in unknown.reason
-    no_level = plane.admit(Request("p", 0.0, 3.0, pinned_variant="v", pinned_steps=7), 0.0)
-    assert no_level.status == RequestStatus.REJECTED and "7 steps" in no_level.reason
+    # A count no level has runs exactly, on the variant's home level, costed by interpolation
+    # between the profiled counts (5 steps 0.5 s, 10 steps 1.0 s -> 0.7 s).
+    exact = plane.admit(Request("p", 0.0, 3.0, pinned_variant="v", pinned_steps=7), 0.0)
+    assert exact.status == RequestStatus.QUEUED and exact.level == "full"
+    assert exact.run_steps == 7 and exact.work_scale == pytest.approx(0.7)
+    assert plane.queues.work_s[0] == pytest.approx(0.7)
     steps = plane.admit(Request("p", 0.0, 3.0, pinned_variant="v", pinned_steps=5), 0.0)
     assert steps.level == "fast"
     outcomes = [plane.admit(Request("p", 0.0, 3.0, no_approximation=True), 0.0)
