@@ -81,7 +81,7 @@ class ServerConfig(_Section):
     threads_per_worker: int = Field(default=0, ge=0)
     """torch threads per worker; 0 = cores // workers (never oversubscribe)."""
     queue_capacity: int = Field(default=64, ge=1)
-    """Requests waiting per dispatcher before 429."""
+    """Images waiting per dispatcher before 429 (a request wider than it still queues alone)."""
     max_batch: int = Field(default=8, ge=1)
     """Most requests the dispatcher hands one worker at once (the plane may give fewer)."""
     runtime: str = "local"

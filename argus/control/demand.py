@@ -22,23 +22,23 @@ class DemandTracker:
         self.names = table.names
         self._level_values = operator.itemgetter(*table.names)
         self.class_counts = [0] * num
-        """Requests per class (optimal level) this period."""
+        """Images per class (optimal level) this period."""
         self.class_samples: list[dict[int, list]] = [{} for _ in range(num)]
         """Per class: id(prediction) -> [prediction, count], at most `QUALITY_SAMPLES`."""
         self.class_share = np.zeros(num)
         self.share_samples = 0.0
         self.class_quality = np.tile(np.asarray(table.mean_quality), (num, 1))
 
-    def count(self, cls: int, quality: dict[str, float]) -> None:
-        """One request of class `cls` with this prediction."""
-        self.class_counts[cls] += 1
+    def count(self, cls: int, quality: dict[str, float], images: int = 1) -> None:
+        """One request of class `cls` with this prediction, weighted by its images."""
+        self.class_counts[cls] += images
         samples = self.class_samples[cls]
         key = id(quality)
         seen = samples.get(key)
         if seen is not None:
-            seen[1] += 1
+            seen[1] += images
         elif len(samples) < QUALITY_SAMPLES:
-            samples[key] = [quality, 1]
+            samples[key] = [quality, images]
 
     def demand(self, now: float, forecast: float, workers: np.ndarray, queued: list[int]) \
             -> Demand:

@@ -151,7 +151,7 @@ class ControlPlane:
     def admit(self, request: Request, now: float) -> Request:
         """Predict, pick the optimal level, route, check the deadline, queue; or reject with a
         reason. Never raises for overload. (The simulator's hot path: kept flat on purpose.)"""
-        self.load.observe(now)
+        self.load.observe(now, request.n)  # demand is costed in images everywhere
         table = self.table
         quality = request.predicted_quality  # set already when predicted in bulk
         if quality is None:
@@ -180,9 +180,9 @@ class ControlPlane:
         else:
             best = optimal_level(table, quality, floor)
         request.optimal_level = table.names[best]
-        self.demand.count(best, quality)
+        self.demand.count(best, quality, request.n)
         queues = self.queues
-        if queues.total >= self.queue_capacity:
+        if queues.images + request.n > self.queue_capacity and queues.total:
             return self._reject(request, "queue full")
         level = self.policy.route(request, now)
         if level is None:
@@ -243,8 +243,8 @@ class ControlPlane:
         if level is None:
             return self._reject(request, self.steps.pin_reason(request))
         request.optimal_level = self.table.names[level]
-        self.demand.count(level, request.predicted_quality or {})
-        if self.queues.total >= self.queue_capacity:
+        self.demand.count(level, request.predicted_quality or {}, request.n)
+        if self.queues.images + request.n > self.queue_capacity and self.queues.total:
             return self._reject(request, "queue full")
         self.steps.override(request, level)
         v = self.table.variant[level]
