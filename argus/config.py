@@ -151,7 +151,8 @@ class CacheConfig(_Section):
     shared_namespace: str | None = None
     """If set, every tenant reads and writes this one namespace (no isolation)."""
     hnsw_threshold: int = Field(default=20_000, ge=1)
-    """Index entries past which a namespace switches from flat to HNSW search."""
+    """Index entries past which a namespace switches from exact (flat) search to the approximate
+    index (`index_type`), built in the background."""
     similarity_bands: list[tuple[float, int]] = Field(
         default=[(0.95, 25), (0.90, 20), (0.85, 15), (0.75, 10), (0.65, 5)]
     )
@@ -167,6 +168,17 @@ class CacheConfig(_Section):
     hnsw_ef_construction: int = Field(default=40, ge=8)
     """HNSW build breadth: higher = better recall at the same lookup cost, slower (off-path)
     rebuilds (200k random 96-d vectors: 40 -> recall@1 0.89, 100 -> 0.98, 2.4x build time)."""
+    index_type: Literal["ivf", "hnsw"] = "ivf"
+    """Approximate index past `hnsw_threshold`: `ivf` (IVF-flat, lists retrained in the
+    background as the namespace grows; 1M random 96-d vectors: recall@1 0.999 at nprobe 16) or
+    `hnsw` (`hnsw_*` knobs; recall@1 0.56 at 1M with the defaults). docs/cache.md has the table."""
+    ivf_nprobe: int = Field(default=16, ge=1)
+    """IVF lists scanned per lookup: higher = better recall, slower lookups."""
+    ivf_nlist: int = Field(default=0, ge=0)
+    """IVF lists; 0 = 4·sqrt(entries) rounded to a power of two at each (re)build."""
+    index_buffer: int = Field(default=4096, ge=1)
+    """Newest entries searched exactly before a background merge moves them into the
+    approximate index (inserts never wait for the index)."""
     store_queue: int = Field(default=256, ge=1)
     """Pending asynchronous stores; past this new stores are dropped (and counted)."""
 

@@ -2,12 +2,16 @@
 
     python benchmarks/cache.py                      # 10k, 100k, 1M entries (a few minutes)
     python benchmarks/cache.py --sizes 10000 100000 --dim 96
+    python benchmarks/cache.py --sizes 100000 --index hnsw --ef-construction 200 --data clustered
 
 Prints one JSON object per line:
-- `cache_lookup` per size: p50/p99 of one nearest-neighbour search (top_k as configured) of a
-  partition index holding N random unit vectors of the shapes text encoder's width; the index
-  is what grows with N (flat below `hnsw_threshold`, HNSW above). Also build time, recall@1 of
-  a slightly perturbed stored vector, and index bytes per entry.
+- `cache_lookup` per size (and `--data`): p50/p99 of one nearest-neighbour search (top_k as
+  configured) of a partition index holding N unit vectors of the shapes text encoder's width,
+  uniform (the hardest case) or a Gaussian mixture; the index is what grows with N (exact below
+  `hnsw_threshold`, IVF or HNSW above, built in the background). Also `build_s` (bulk add until
+  the background build is done), recall@1 of a slightly perturbed stored vector, `memory_mb`
+  (faiss index + vector rows), and, with `--inserts`, lookup latency while a writer thread adds
+  entries one by one (buffer merges included) and the recall of those new entries.
 - `cache_probe`: p50/p99 of a full `ApproximateCache.probe` (index search + reading and
   checksum-verifying the hit's latents from disk) on an on-disk store.
 - `cache_insert`: synchronous stores per second (safetensors write + index add) and bytes per
@@ -26,6 +30,7 @@ import json
 import re
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 import zlib
@@ -58,19 +63,46 @@ def percentiles_ms(samples_s: list[float]) -> tuple[float, float]:
     return round(float(p50), 4), round(float(p99), 4)
 
 
-def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    vectors = unit_vectors(n, dim, rng)
-    index = VectorIndex(
+def clustered_vectors(n: int, dim: int, rng: np.random.Generator, clusters: int = 1000,
+                      spread: float = 0.5) -> np.ndarray:
+    """A Gaussian mixture on the sphere: `clusters` random centres, each point a centre plus
+    noise of norm ~`spread` (cosine to its centre ~0.9): closer to real text embeddings, which
+    crowd around topics, than uniform vectors."""
+    centres = unit_vectors(clusters, dim, rng)
+    x = centres[rng.integers(0, clusters, n)]
+    x += (spread / np.sqrt(dim)) * rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def new_index(dim: int, config: CacheConfig) -> VectorIndex:
+    return VectorIndex(
         dim, config.hnsw_threshold, config.hnsw_m, config.hnsw_ef_search,
-        config.hnsw_ef_construction,
+        config.hnsw_ef_construction, kind=config.index_type, nprobe=config.ivf_nprobe,
+        nlist=config.ivf_nlist, buffer_size=config.index_buffer,
     )
+
+
+def perturbed(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Stored vectors moved to cosine ~0.98 of themselves (a near-duplicate prompt)."""
+    noisy = vectors + 0.02 * rng.standard_normal(vectors.shape, dtype=np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    return noisy
+
+
+def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int,
+                 data: str = "uniform", inserts: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    total = n + inserts
+    vectors = (unit_vectors if data == "uniform" else clustered_vectors)(total, dim, rng)
+    index = new_index(dim, config)
     t0 = time.perf_counter()
-    index.add([str(i) for i in range(n)], vectors)  # flat add, then the HNSW switch if due
+    # One bulk add (rows only), then the background build of the approximate index if due.
+    index.add([str(i) for i in range(n)], vectors[:n])
+    index.wait()
     build_s = time.perf_counter() - t0
     picks = rng.integers(0, n, queries)
-    noisy = vectors[picks] + 0.02 * rng.standard_normal((queries, dim), dtype=np.float32)
-    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    noisy = perturbed(vectors[picks], rng)
     for q in noisy[:50]:  # warm up
         index.search(q, config.top_k)
     times, cpu_times, found = [], [], 0
@@ -81,23 +113,70 @@ def bench_lookup(n: int, dim: int, queries: int, config: CacheConfig, seed: int)
         cpu_times.append(time.thread_time() - c)
         found += bool(result) and result[0][0] == str(pick)
     p50, p99 = percentiles_ms(times)
-    return {
+    memory = index.memory_bytes()
+    line = {
         "bench": "cache_lookup",
         "entries": n,
+        "data": data,
         "p50_ms": p50,
         "p99_ms": p99,
         "cpu_p50_ms": percentiles_ms(cpu_times)[0],
         "cpu_p99_ms": percentiles_ms(cpu_times)[1],
-        "index": "hnsw" if index.is_hnsw else "flat",
+        "index": index.stage,
         "dim": dim,
         "top_k": config.top_k,
-        "hnsw_m": config.hnsw_m,
-        "ef_search": config.hnsw_ef_search,
-        "ef_construction": config.hnsw_ef_construction,
         "recall_at_1": round(found / queries, 4),
         "build_s": round(build_s, 2),
-        "index_inserts_per_s": round(n / build_s),
-        "index_bytes_per_entry": round(index.memory_bytes() / n),
+        "memory_mb": round(memory / 2**20, 1),
+        "index_bytes_per_entry": round(memory / n),
+    }
+    if index.stage == "ivf":
+        line |= {"nlist": index._main.nlist, "nprobe": config.ivf_nprobe}
+    elif index.stage == "hnsw":
+        line |= {"hnsw_m": config.hnsw_m, "ef_search": config.hnsw_ef_search,
+                 "ef_construction": config.hnsw_ef_construction}
+    if inserts:
+        line |= lookups_under_inserts(index, vectors, n, inserts, config.top_k, rng)
+    return line
+
+
+def lookups_under_inserts(index: VectorIndex, vectors: np.ndarray, n: int, inserts: int,
+                          top_k: int, rng: np.random.Generator) -> dict:
+    """A writer thread adds `inserts` vectors one by one (like the cache's writer) while this
+    thread looks up stored ones; the buffer fills and is merged in the background meanwhile.
+    Then recall@1 of the inserted vectors."""
+    done = threading.Event()
+
+    def writer() -> None:
+        for i in range(n, n + inserts):
+            index.add([str(i)], vectors[i : i + 1])
+            time.sleep(0)  # yield, as a writer doing file I/O between adds would
+        done.set()
+
+    picks = rng.integers(0, n, 4096)
+    noisy = perturbed(vectors[picks], rng)
+    thread = threading.Thread(target=writer)
+    times: list[float] = []
+    t0 = time.perf_counter()
+    thread.start()
+    while not done.is_set() or len(times) < 1000:
+        t = time.perf_counter()
+        index.search(noisy[len(times) % len(noisy)], top_k)
+        times.append(time.perf_counter() - t)
+    thread.join()
+    index.wait()
+    insert_s = time.perf_counter() - t0
+    new = rng.integers(n, n + inserts, 1000)
+    found = sum(index.search(q, top_k)[0][0] == str(i)
+                for q, i in zip(perturbed(vectors[new], rng), new, strict=True))
+    p50, p99 = percentiles_ms(times)
+    return {
+        "inserts": inserts,
+        "inserts_per_s": round(inserts / insert_s),
+        "during_inserts_p50_ms": p50,
+        "during_inserts_p99_ms": p99,
+        "during_inserts_max_ms": round(max(times) * 1e3, 3),
+        "inserted_recall_at_1": round(found / len(new), 4),
     }
 
 
@@ -236,6 +315,21 @@ def main() -> int:
     parser.add_argument("--ef-construction", type=int,
                         default=CacheConfig().hnsw_ef_construction,
                         help="HNSW build breadth (recall vs build time)")
+    defaults = CacheConfig()
+    parser.add_argument("--index", choices=["ivf", "hnsw"], default=defaults.index_type)
+    parser.add_argument("--nprobe", type=int, default=defaults.ivf_nprobe,
+                        help="IVF lists scanned per lookup (recall vs latency)")
+    parser.add_argument("--nlist", type=int, default=defaults.ivf_nlist,
+                        help="IVF lists (0: 4 sqrt(N) rounded to a power of two)")
+    parser.add_argument("--buffer", type=int, default=defaults.index_buffer,
+                        help="exact buffer entries before a background merge")
+    parser.add_argument("--threshold", type=int, default=defaults.hnsw_threshold,
+                        help="entries past which the approximate index is built")
+    parser.add_argument("--data", nargs="*", default=["uniform"],
+                        choices=["uniform", "clustered"],
+                        help="uniform random unit vectors (hardest) or a Gaussian mixture")
+    parser.add_argument("--inserts", type=int, default=20_000,
+                        help="after each build, add this many one by one during lookups")
     parser.add_argument("--store-entries", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -250,10 +344,14 @@ def main() -> int:
     faiss.omp_set_num_threads(1)
     config = CacheConfig(
         hnsw_m=args.hnsw_m, hnsw_ef_search=args.ef_search,
-        hnsw_ef_construction=args.ef_construction,
+        hnsw_ef_construction=args.ef_construction, index_type=args.index,
+        ivf_nprobe=args.nprobe, ivf_nlist=args.nlist, index_buffer=args.buffer,
+        hnsw_threshold=args.threshold,
     )
-    for n in args.sizes:
-        print(json.dumps(bench_lookup(n, args.dim, args.queries, config, args.seed)), flush=True)
+    for data in args.data:
+        for n in args.sizes:
+            line = bench_lookup(n, args.dim, args.queries, config, args.seed, data, args.inserts)
+            print(json.dumps(line), flush=True)
     if args.store_entries:
         for line in bench_store(args.store_entries, args.dim, args.queries, args.seed):
             print(json.dumps(line), flush=True)

@@ -467,7 +467,8 @@ class ApproximateCache:
     def _new_index(self, dim: int) -> VectorIndex:
         c = self.config
         return VectorIndex(
-            dim, c.hnsw_threshold, c.hnsw_m, c.hnsw_ef_search, c.hnsw_ef_construction
+            dim, c.hnsw_threshold, c.hnsw_m, c.hnsw_ef_search, c.hnsw_ef_construction,
+            kind=c.index_type, nprobe=c.ivf_nprobe, nlist=c.ivf_nlist, buffer_size=c.index_buffer,
         )
 
     def _make_room(self, nbytes: int) -> None:
