@@ -1,10 +1,12 @@
 """Worker pools: the backend seam. The dispatcher drives any `WorkerPool`; `LocalWorkerPool` runs
-worker processes on this machine, and a Ray pool (later) runs actors behind the same interface.
+worker processes on this machine, and `RayPool` (`argus.runtime.ray_pool`, imported only when
+`server.runtime: ray` selects it) runs actors on a Ray cluster behind the same interface.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing as mp
 import os
@@ -75,6 +77,34 @@ class WorkerPool(ABC):
     def pids(self) -> dict[int, int | None]:
         """Worker id -> process id (None while not running); for monitoring and tests."""
 
+    def placement(self) -> dict[int, dict[str, str]]:
+        """Worker id -> where it runs (e.g. node id, node address, device), for monitoring;
+        empty where the backend has nothing to add (all local workers share this machine)."""
+        return {}
+
+
+class Restarter:
+    """Brings dead workers back after `RESTART_BACKOFF_S` (the minimum after a long life, else
+    double the last delay), on a timer thread; never once the pool is stopping."""
+
+    def __init__(self, spawn: Callable[[int], None], stopping: threading.Event) -> None:
+        self._spawn = spawn
+        self._stopping = stopping
+        self._delay_s: dict[int, float] = {}
+
+    def schedule(self, worker_id: int, lived_s: float) -> None:
+        low, high = RESTART_BACKOFF_S
+        last = self._delay_s.get(worker_id, low / 2)
+        delay = low if lived_s > high else min(high, 2 * last)
+        self._delay_s[worker_id] = delay
+        timer = threading.Timer(delay, self._restart, [worker_id])
+        timer.daemon = True
+        timer.start()
+
+    def _restart(self, worker_id: int) -> None:
+        if not self._stopping.is_set():
+            self._spawn(worker_id)
+
 
 def threads_per_worker(config: ArgusConfig, workers: int) -> int:
     """Configured threads, else the cores left after one for the API process, split evenly:
@@ -99,8 +129,8 @@ class LocalWorkerPool(WorkerPool):
         self._procs: dict[int, mp.process.BaseProcess] = {}
         self._conns: dict[int, Connection] = {}
         self._started_at: dict[int, float] = {}
-        self._backoff_s: dict[int, float] = {}
         self._stopping = threading.Event()
+        self._restarter = Restarter(self._spawn, self._stopping)
         self._reader: threading.Thread | None = None
         self._on_event: EventSink = lambda event: None
 
@@ -177,17 +207,7 @@ class LocalWorkerPool(WorkerPool):
         proc.join(timeout=1.0)
         log.warning("worker %d (pid %s) died, exit code %s", worker_id, proc.pid, proc.exitcode)
         self._on_event(WorkerDied(worker_id, proc.exitcode))
-        low, high = RESTART_BACKOFF_S
-        lived_s = time.monotonic() - self._started_at[worker_id]
-        delay = low if lived_s > high else min(high, 2 * self._backoff_s.get(worker_id, low / 2))
-        self._backoff_s[worker_id] = delay
-        restart = threading.Timer(delay, self._restart, [worker_id])
-        restart.daemon = True
-        restart.start()
-
-    def _restart(self, worker_id: int) -> None:
-        if not self._stopping.is_set():
-            self._spawn(worker_id)
+        self._restarter.schedule(worker_id, time.monotonic() - self._started_at[worker_id])
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
@@ -208,6 +228,9 @@ class LocalWorkerPool(WorkerPool):
 
 
 POOLS: dict[str, type[WorkerPool]] = {"local": LocalWorkerPool}
+LAZY_POOLS = {"ray": "argus.runtime.ray_pool"}
+"""Backends whose module registers them when imported, on first selection (so `ray` is imported
+only by a server that runs on Ray)."""
 
 
 def register_pool(name: str, cls: type[WorkerPool]) -> None:
@@ -217,7 +240,9 @@ def register_pool(name: str, cls: type[WorkerPool]) -> None:
 
 
 def pool_class(name: str) -> type[WorkerPool]:
-    """The backend registered under `name` (`local` built in)."""
+    """The backend registered under `name` (`local` built in, `ray` imported on demand)."""
+    if name not in POOLS and name in LAZY_POOLS:
+        importlib.import_module(LAZY_POOLS[name])
     if name not in POOLS:
-        raise ValueError(f"unknown runtime {name!r}; choose one of {sorted(POOLS)}")
+        raise ValueError(f"unknown runtime {name!r}; choose one of {sorted({*POOLS, *LAZY_POOLS})}")
     return POOLS[name]

@@ -1,8 +1,9 @@
 """A worker: owns one loaded pipeline and runs the batches the dispatcher sends it.
 
-Runs in its own process (local pool) or actor (Ray, later): `Worker.handle(message, emit)` is
-transport-free; `worker_process_main` binds it to a pipe. Torch's thread count is set before
-torch is imported, since oversubscribed threads make CPU diffusion 20-35x slower.
+Runs in its own process (local pool) or Ray actor (`argus.runtime.ray_pool`): `WorkerLoop` is
+transport-free; `worker_process_main` binds it to a pipe, the Ray actor to its inbox. Torch's
+thread count is set before torch is imported, since oversubscribed threads make CPU diffusion
+20-35x slower.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from argus.runtime.messages import (
@@ -180,6 +182,57 @@ class Worker:
             )
 
 
+class WorkerLoop:
+    """A worker's message handling over any transport: `run` serves commands one at a time
+    from a blocking `receive` (a pipe, an actor's inbox) until Shutdown or EOF; `cancel` may be
+    called from any thread (a Ray actor's other thread) and is honoured at the next step."""
+
+    def __init__(self, worker: Worker, emit: Emit) -> None:
+        self.worker = worker
+        self.emit = emit
+        self.between_steps: Callable[[], None] = lambda: None
+        """Called before cancels are read at each step (the local pool reads its pipe)."""
+        self._cancels: set[str] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self, request_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._cancels.update(request_ids)
+
+    def poll_cancels(self) -> set[str]:
+        self.between_steps()
+        with self._lock:
+            found, self._cancels = self._cancels, set()
+        return found
+
+    def run(self, receive: Callable[[], Any]) -> None:
+        while True:
+            try:
+                message = receive()
+            except (EOFError, OSError):
+                return
+            if not self.handle(message):
+                return
+
+    def handle(self, message: Any) -> bool:
+        """Carry out one command; False on Shutdown."""
+        if isinstance(message, Shutdown):
+            return False
+        if isinstance(message, LoadVariant):
+            try:  # a preload; a batch needing a variant that cannot load fails its jobs
+                self.worker.load(message.variant, self.emit)
+            except Exception:
+                traceback.print_exc()
+        elif isinstance(message, RunBatch):
+            ids = {job.request_id for job in message.jobs}
+            with self._lock:  # cancels of requests not in this batch are stale
+                self._cancels &= ids
+            self.worker.run_batch(message, self.emit, self.poll_cancels)
+        elif isinstance(message, CancelJobs):
+            self.cancel(message.request_ids)
+        return True
+
+
 def warm_up(pipe: Pipeline, resolution: int) -> None:
     """One 1-step generation, so the first request does not pay torch's lazy initialisation."""
     from argus.engine.generate import GenerationSpec, generate
@@ -214,37 +267,17 @@ def worker_process_main(worker_id: int, config_data: dict[str, Any], threads: in
     from argus.config import parse_config
 
     worker = Worker(worker_id, parse_config(config_data), worker_device(worker_id))
+    loop = WorkerLoop(worker, conn.send)
     pending: list[Any] = []
-    cancels: set[str] = set()
 
-    def read(message: Any) -> None:
-        if isinstance(message, CancelJobs):
-            cancels.update(message.request_ids)
-        else:
-            pending.append(message)  # arrives mid-batch only on shutdown
-
-    def poll_cancels() -> set[str]:
+    def read_pipe() -> None:  # between steps: cancels now, anything else after the batch
         while conn.poll():
-            read(conn.recv())
-        found = set(cancels)
-        cancels.clear()
-        return found
+            message = conn.recv()
+            if isinstance(message, CancelJobs):
+                loop.cancel(message.request_ids)
+            else:
+                pending.append(message)  # arrives mid-batch only on shutdown
 
+    loop.between_steps = read_pipe
     conn.send(WorkerReady(worker_id, os.getpid()))
-    while True:
-        try:
-            message = pending.pop(0) if pending else conn.recv()
-        except (EOFError, OSError):
-            return
-        if isinstance(message, Shutdown):
-            return
-        if isinstance(message, LoadVariant):
-            try:  # a preload; a batch needing a variant that cannot load fails its jobs
-                worker.load(message.variant, conn.send)
-            except Exception:
-                traceback.print_exc()
-        elif isinstance(message, RunBatch):
-            cancels.clear()  # cancels of finished requests are stale
-            worker.run_batch(message, conn.send, poll_cancels)
-        else:
-            read(message)
+    loop.run(lambda: pending.pop(0) if pending else conn.recv())
