@@ -137,6 +137,10 @@ class ControlConfig(_Section):
     """Serving policy by registry name (`argus`, or a baseline)."""
     redirect_tolerance: float = Field(default=0.1, ge=0.0, le=1.0)
     """Under load a request may be moved to a level predicted up to this far below its floor."""
+    overload_floor: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Degrade before drop: when the alternative is rejecting it, a request on the default floor
+    may be served down to this predicted quality (a request that states its own floor keeps
+    it, minus the tolerance; 1.0 turns this off)."""
     burst_headroom: float = Field(default=0.1, ge=0.0)
     """Share of capacity planned above the forecast arrival rate."""
     load_window_s: float = Field(default=30.0, gt=0.0)

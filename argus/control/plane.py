@@ -51,6 +51,10 @@ BURST_REPLAN_GAP = 0.2
 BURST_FACTOR = 1.5
 """An overload re-plans at once when the recent arrival rate exceeds the plan's forecast by this
 factor (a burst the plan has not seen); an overload the plan expected waits for its period."""
+DEFAULT_DECAY = 0.15
+"""`LoadEstimator.alpha` where variant loads are quick."""
+FORECAST_MEMORY = 4.0
+"""Variant load times over which a burst's planned rate decays (see `forecast_decay`)."""
 RESCUES_PER_DISPATCH = 8
 """Most late heads of queue one dispatch re-levels (the rest expire as before)."""
 BURST_MIN_ARRIVALS = 20
@@ -78,6 +82,13 @@ def profile_from_config(config: ArgusConfig) -> Profile:
     return build(config)
 
 
+def forecast_decay(period_s: float, load_time_s: float) -> float:
+    """How fast the planned rate falls after a burst, per planning period: capacity that takes
+    long to load cannot be brought back for the next burst, so it is let go over
+    `FORECAST_MEMORY` variant loads (the default decay where loads are quick)."""
+    return min(DEFAULT_DECAY, period_s / max(period_s, FORECAST_MEMORY * load_time_s))
+
+
 class ControlPlane:
     def __init__(
         self,
@@ -102,6 +113,7 @@ class ControlPlane:
         self.queue_capacity = queue_capacity or config.server.queue_capacity
         self.floor = config.control.quality_floor
         self.tolerance = config.control.redirect_tolerance
+        self.overload_floor = config.control.overload_floor
         self.period_s = config.control.planning_period_s
         self.oracle = None
         """Optional `(request, level_name) -> true quality`, set by the simulator for oracle
@@ -110,6 +122,7 @@ class ControlPlane:
         self.load = LoadEstimator(
             window_s=config.control.load_window_s, headroom=config.control.burst_headroom,
             burst_s=BURST_SHARE_OF_SLO * self.slo_s if BURST_SHARE_OF_SLO else None,
+            alpha=forecast_decay(self.period_s, max(table.load_time_s)),
         )
         self._variant_levels = [table.levels_of_variant(v) for v in range(len(table.load_time_s))]
         self.workers = WorkerLevels(table, num_workers)
@@ -117,8 +130,8 @@ class ControlPlane:
         self._running_s = [0.0] * len(table.load_time_s)
         self.steps = StepModel(table)
         self.releveler = Releveler(
-            table, self.queues, self.floor, self.tolerance, self._backlog_s,
-            lambda v: self.workers.per_variant[v],
+            table, self.queues, lambda r: self.lowest_quality(r, overloaded=True),
+            self._backlog_s, lambda v: self.workers.per_variant[v],
         )
         self._retried: set[str] = set()
         self._rejected_later: list[Request] = []
@@ -195,8 +208,10 @@ class ControlPlane:
         if workers:
             service = table.service_s[level]
             batch = min(table.batch[level], queues.count[level] + request.n, len(service))
-            finish = now + (queues.work_s[v] + 0.5 * self._running_s[v]) / workers + service[
-                batch - 1] * request.work_scale
+            backlog = queues.work_s[v] + 0.5 * self._running_s[v]
+            if self.workers.loading[v]:
+                backlog += self.workers.loading_s(v, now)
+            finish = now + backlog / workers + service[batch - 1] * request.work_scale
         else:
             finish = self.finish_estimate(level, now, request.n, request.work_scale)
         if finish > request.deadline_s:
@@ -279,10 +294,10 @@ class ControlPlane:
             return self._reject(request, f"pinned level {table.names[level]} cannot meet the "
                                 f"deadline (loading {name} on a worker: predicted {late:.2f} s "
                                 "late)")
-        self.workers.lend(worker, level)
+        self.workers.lend(worker, level, now)
         return self._enqueue(request, level)
 
-    def release_lent(self, worker_id: int) -> bool:
+    def release_lent(self, worker_id: int, now: float) -> bool:
         """Executors call this before offering a worker work: a lent worker whose borrowed
         variant has nothing queued returns to its planned level (True: its level changed)."""
         planned = self.workers.lent.get(worker_id)
@@ -290,7 +305,7 @@ class ControlPlane:
             return False
         if self.queues.variant_count[self.table.variant[self.workers.level[worker_id]]]:
             return False
-        self.workers.give_back(worker_id)
+        self.workers.give_back(worker_id, now)
         return True
 
     def pinned_level(self, request: Request) -> int | None:
@@ -334,9 +349,11 @@ class ControlPlane:
         self.rejected += 1
         return request
 
-    def _backlog_s(self, variant: int) -> float:
-        """Worker-seconds ahead of a new arrival at this variant (running work counts half)."""
-        return self.queues.work_s[variant] + 0.5 * self._running_s[variant]
+    def _backlog_s(self, variant: int, now: float) -> float:
+        """Worker-seconds ahead of a new arrival at this variant (running work counts half,
+        capacity still loading counts as work)."""
+        return self.queues.work_s[variant] + 0.5 * self._running_s[variant] + \
+            self.workers.loading_s(variant, now)
 
     def finish_estimate(self, level: int, now: float, images: int = 1, scale: float = 1.0) \
             -> float:
@@ -351,7 +368,7 @@ class ControlPlane:
             workers, wait = self.workers.lent_from[v], self._return_wait_s(v)
         service = self.table.service_s[level]
         batch = min(self.table.batch[level], self.queues.count[level] + images, len(service))
-        wait += (self.queues.work_s[v] + 0.5 * self._running_s[v]) / workers
+        wait += self._backlog_s(v, now) / workers
         return now + wait + service[batch - 1] * scale
 
     def _return_wait_s(self, variant: int) -> float:
@@ -363,16 +380,26 @@ class ControlPlane:
                    + self.queues.work_s[table.variant[self.workers.level[w]]]
                    + table.load_time_s[variant] for w in lent)
 
-    def fastest_fix(self, request: Request, now: float, level: int) -> int | None:
-        """The compatible level (predicted quality within tolerance of the floor) with the best
-        predicted quality that still finishes in time; None if there is none."""
+    def lowest_quality(self, request: Request, overloaded: bool = False) -> float:
+        """The least predicted quality a request may be moved to: its floor minus the redirect
+        tolerance, or, when the alternative is rejecting it and it has no floor of its own,
+        down to `control.overload_floor` (degrade before drop)."""
+        if request.quality_floor is not None:
+            return request.quality_floor - self.tolerance
+        lowest = self.floor - self.tolerance
+        return min(lowest, self.overload_floor) if overloaded else lowest
+
+    def fastest_fix(self, request: Request, now: float, level: int, overloaded: bool = False) \
+            -> int | None:
+        """The compatible level (`lowest_quality`) with the best predicted quality that still
+        finishes in time; None if there is none."""
         table = self.table
         quality = request.predicted_quality or {}
-        floor = request.quality_floor if request.quality_floor is not None else self.floor
+        lowest = self.lowest_quality(request, overloaded)
         best, best_q = None, -1.0
         for j in range(len(table)):
             q = quality.get(table.names[j], table.mean_quality[j])
-            if j == level or q < floor - self.tolerance or q <= best_q:
+            if j == level or q < lowest or q <= best_q:
                 continue
             if self.finish_estimate(j, now, request.n) <= request.deadline_s:
                 best, best_q = j, q
@@ -541,14 +568,14 @@ class ControlPlane:
                 f"policy {self.policy.name} planned {workers.sum()} workers for a cluster "
                 f"of {self.num_workers}"
             )
-        self.workers.assign(workers)
+        self.workers.assign(workers, plan.time_s)
         if plan.routing is not None:
             self.policy.set_routing(np.asarray(plan.routing))
         self.plan = plan
-        self._lend_for_pinned()
+        self._lend_for_pinned(plan.time_s)
         self._rehome_orphans(plan.time_s)
 
-    def _lend_for_pinned(self) -> None:
+    def _lend_for_pinned(self, now: float) -> None:
         """After a plan: a variant with queued pinned work and no worker borrows one."""
         table, queues = self.table, self.queues
         for v, workers in enumerate(self.workers.per_variant):
@@ -558,7 +585,7 @@ class ControlPlane:
                       table.variant[queues.level_of(r.request_id)] == v]
             worker = self.workers.lender(self._running_s) if pinned else None
             if worker is not None:
-                self.workers.lend(worker, queues.level_of(pinned[0].request_id))
+                self.workers.lend(worker, queues.level_of(pinned[0].request_id), now)
 
     def _rehome_orphans(self, now: float) -> None:
         """Requests queued at a variant no worker runs any more move to a level that can still

@@ -35,6 +35,9 @@ MAX_KEPT_PERIODS = 12
 noise allowance still reaches the plan within a minute."""
 
 
+SHORTFALL_SHARE = 0.02
+"""Unserved share of the planned demand above which the plan goes down to the overload floor."""
+
 MIN_TABLE_ROWS = 20
 """Smallest per-prompt table the policy trains a predictor on."""
 RANK_WINDOW = 256
@@ -72,13 +75,23 @@ class ArgusPolicy(Policy):
         if self.learn_predictor:
             _install_table_predictor(plane)
         self._scores: dict[tuple[int, int], tuple[deque, list]] = {}
-        self.planner = MilpPlanner(
-            plane.table, PlannerSettings(redirect_floor=plane.floor - plane.tolerance)
+        lowest = plane.floor - plane.tolerance
+        self.planner = MilpPlanner(plane.table, PlannerSettings(redirect_floor=lowest))
+        overload = min(lowest, plane.overload_floor)
+        self.overload_planner = (
+            MilpPlanner(plane.table, PlannerSettings(redirect_floor=overload))
+            if self.plan_to_overload_floor and overload < lowest else None
         )
         self._planned = False
         self._last: _Solved | None = None
         self._kept = 0
         """Periods since the last solve."""
+
+    plan_to_overload_floor = True
+    """When the plan at the redirect floor leaves demand unserved (more than
+    `SHORTFALL_SHARE`), it is re-solved with classes redirectable down to the overload floor:
+    degrade before drop in the plan too, for sustained shortfalls only (bursts are handled at
+    admission)."""
 
     def plan(self, now: float, demand: Demand) -> Plan:
         plane = self.plane
@@ -97,11 +110,15 @@ class ArgusPolicy(Policy):
                            changed=False, solve_ms=0.0)
         self._kept = 0
         current = demand.workers if self._planned else None
-        alloc, changed = self.planner.plan(
-            rates, demand.class_quality, plane.num_workers, current
-        )
+        planner = self.planner
+        alloc, changed = planner.plan(rates, demand.class_quality, plane.num_workers, current)
+        if self.overload_planner is not None and (
+            alloc.unserved.sum() > SHORTFALL_SHARE * rates.sum()
+        ):
+            planner = self.overload_planner
+            alloc, changed = planner.plan(rates, demand.class_quality, plane.num_workers, current)
         self._planned = True
-        flow = self.routing_flow(rates, routing_rps, demand.class_quality, alloc)
+        flow = self.routing_flow(rates, routing_rps, demand.class_quality, alloc, planner)
         load = flow.sum(axis=0)
         served = load.sum()
         capacity_share = load / served if served > 0 else np.eye(len(table))[table.full]
@@ -139,7 +156,8 @@ class ArgusPolicy(Policy):
         return window ** (1 - self.burst_weight) * forecast ** self.burst_weight
 
     def routing_flow(
-        self, rates: np.ndarray, routing_rps: float, quality: np.ndarray, alloc: Allocation
+        self, rates: np.ndarray, routing_rps: float, quality: np.ndarray, alloc: Allocation,
+        planner: MilpPlanner | None = None,
     ) -> np.ndarray:
         """Flows to route by: re-solved (an LP, workers per variant fixed) at `routing_rps`
         unless that is within 2% of the forecast."""
@@ -148,7 +166,7 @@ class ArgusPolicy(Policy):
         forecast = rates.sum()
         if routing_rps <= 0 or routing_rps >= 0.98 * forecast:
             return alloc.flow
-        return self.planner.solve(
+        return (planner or self.planner).solve(
             rates * (routing_rps / forecast), quality, plane.num_workers,
             fixed=alloc.variant_workers,
         ).flow
@@ -171,6 +189,11 @@ class ArgusPolicy(Policy):
             return False
         drift = np.abs(demand.class_quality - last.quality).max(axis=1)
         return float(share @ drift) < REPLAN_TOLERANCE
+
+    def on_late(self, request: Request, now: float, level: int) -> int | None:
+        """Degrade before drop: any level down to the overload floor that still makes it."""
+        assert self.plane is not None
+        return self.plane.fastest_fix(request, now, level, overloaded=True)
 
     def install_routes(self, matrix: np.ndarray) -> None:
         super().install_routes(matrix)

@@ -3,7 +3,8 @@ of a variant cannot all finish by its deadlines.
 
 Queued requests are not committed to a level until they start. The problem, per variant v with
 W workers and queued requests r in EDF order, each at a level l_r among its compatible levels C_r
-(levels of v predicted at or above its floor minus the redirect tolerance; pinned requests have
+(levels of v predicted at or above its floor minus the redirect tolerance, or the overload
+floor for requests on the default floor: `ControlPlane.lowest_quality`; pinned requests have
 one):
 
     maximise   sum_r n_r q_r(l_r)
@@ -47,15 +48,14 @@ class Releveler:
         self,
         table: LevelTable,
         queues: LevelQueues,
-        floor: float,
-        tolerance: float,
-        backlog_s: Callable[[int], float],
+        lowest: Callable[[Request], float],
+        backlog_s: Callable[[int, float], float],
         variant_workers: Callable[[int], int],
     ) -> None:
         self.table = table
         self.queues = queues
-        self.floor = floor
-        self.tolerance = tolerance
+        self.lowest = lowest
+        """The least predicted quality a request may be moved to under load."""
         self.backlog_s = backlog_s
         self.variant_workers = variant_workers
         variants = len(table.load_time_s)
@@ -135,7 +135,7 @@ class Releveler:
         taken: list[tuple[Request, int, int, _Move | None]] = []
         chained: list[_Move] = []  # next steps of requests moved in this call (not yet applied)
         skipped: list[_Move] = []  # due after the arrival: moving them would not help it
-        backlog_s = self.backlog_s(v)
+        backlog_s = self.backlog_s(v, now)
         while True:
             # Its own batch counts as full: a level with a short queue must not look fast
             # because the arrival would run there in a batch of its own.
@@ -204,8 +204,7 @@ class Releveler:
             return []
         table = self.table
         quality = request.predicted_quality or {}
-        floor = request.quality_floor if request.quality_floor is not None else self.floor
-        lowest = floor - self.tolerance
+        lowest = self.lowest(request)
         if t_now is None:
             t_now = table.image_time_s[level] * request.work_scale
         return [j for j in self._ladder[table.variant[level]]

@@ -31,18 +31,36 @@ class WorkerLevels:
         """Per variant: its planned workers lent away now."""
         self.changes = 0
         """Bumped on every change (executors that keep idle lists re-read the view then)."""
-        self._count()
+        self._held = [table.variant[table.full]] * num_workers
+        self.loading: list[list[float]] = [[] for _ in table.load_time_s]
+        """Per variant: when each worker moved onto it will have loaded it (capacity that is
+        still loading is not available: `loading_s`)."""
+        self._count(0.0)
 
-    def _count(self) -> None:
+    def _count(self, now: float) -> None:
         self.changes += 1
+        variant, load_time = self.table.variant, self.table.load_time_s
+        for worker, level in enumerate(self.level):
+            v = variant[level]
+            if v != self._held[worker]:
+                self._held[worker] = v
+                self.loading[v].append(now + load_time[v])
         self.per_level = np.bincount(self.level, minlength=len(self.table))
         self.per_variant = [0] * len(self.per_variant)
         for lv, n in enumerate(self.per_level):
             self.per_variant[self.table.variant[lv]] += int(n)
 
-    def assign(self, target: np.ndarray) -> bool:
+    def loading_s(self, variant: int, now: float) -> float:
+        """Worker-seconds of `variant`'s capacity still loading at `now`."""
+        pending = self.loading[variant]
+        if not pending:
+            return 0.0
+        pending[:] = [t for t in pending if t > now]
+        return sum(t - now for t in pending)
+
+    def assign(self, target: np.ndarray, now: float) -> bool:
         """Move workers to the plan's per-level counts; whether anything moved."""
-        self.give_back_all()
+        self.give_back_all(now)
         if np.array_equal(target, self.per_level):
             return False
         have = self.per_level.copy()
@@ -64,7 +82,7 @@ class WorkerLevels:
                         need[lv] -= 1
                         free.remove(worker)
                         break
-        self._count()
+        self._count(now)
         return True
 
     def lender(self, running_s: list[float]) -> int | None:
@@ -77,22 +95,22 @@ class WorkerLevels:
         return max(candidates, key=lambda w: (self.per_variant[table.variant[self.level[w]]],
                                               -running_s[table.variant[self.level[w]]], -w))
 
-    def lend(self, worker: int, level: int) -> None:
+    def lend(self, worker: int, level: int, now: float) -> None:
         """`worker` runs `level` (a variant none holds) until `give_back`."""
         self.lent[worker] = self.level[worker]
         self.lent_from[self.table.variant[self.level[worker]]] += 1
         self.level[worker] = level
-        self._count()
+        self._count(now)
 
-    def give_back(self, worker: int) -> None:
+    def give_back(self, worker: int, now: float) -> None:
         planned = self.lent.pop(worker)
         self.lent_from[self.table.variant[planned]] -= 1
         self.level[worker] = planned
-        self._count()
+        self._count(now)
 
-    def give_back_all(self) -> None:
+    def give_back_all(self, now: float) -> None:
         for worker in list(self.lent):
-            self.give_back(worker)
+            self.give_back(worker, now)
 
     def lent_to(self, variant: int) -> list[int]:
         return [w for w in self.lent if self.table.variant[self.level[w]] == variant]

@@ -286,7 +286,7 @@ class Dispatcher(Runtime):
         for worker_id, state in self._workers.items():
             if not state.ready or state.batch_id is not None:
                 continue
-            self.plane.release_lent(worker_id)
+            self.plane.release_lent(worker_id, now)
             batch = self.plane.next_batch(worker_id, now, self.max_batch)
             if batch:
                 self._run(worker_id, state, batch, now)

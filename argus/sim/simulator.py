@@ -165,7 +165,7 @@ class Simulator:
         def dispatch(w: int, now: float) -> None:
             nonlocal seq
             if plane.workers.lent:
-                plane.release_lent(w)
+                plane.release_lent(w, now)
             v = level_variant[worker_levels[w]]
             if loaded[w] != v:
                 loaded[w] = v
