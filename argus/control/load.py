@@ -60,6 +60,15 @@ class LoadEstimator:
         span = (bucket - self._buckets[0][0]) * self.bucket_s
         return self._in_window / max(span, self.bucket_s)
 
+    def sustained_rate(self, now: float) -> float:
+        """Arrivals per second over the closed buckets of the window, divided by the whole
+        window even when less has elapsed: a rate that has not lasted a window yet counts only
+        for the share it has lasted (a first burst is not a sustained load)."""
+        bucket = int(now // self.bucket_s)
+        if bucket != self._current:
+            self._close(bucket)
+        return self._in_window / self.window_s
+
     def recent(self, now: float, span_s: float) -> tuple[int, float]:
         """(arrivals, their rate per second) over the last `span_s` seconds, the open bucket
         included (a burst shows here before any bucket closes)."""

@@ -55,6 +55,9 @@ DEFAULT_DECAY = 0.15
 """`LoadEstimator.alpha` where variant loads are quick."""
 FORECAST_MEMORY = 4.0
 """Variant load times over which a burst's planned rate decays (see `forecast_decay`)."""
+UPGRADE_SLACK = 0.5
+"""Share of the SLO within which a request routed below its optimal level still finishes at the
+optimal one, for it to be upgraded (see `ControlPlane._upgrade_with_slack`)."""
 RESCUES_PER_DISPATCH = 8
 """Most late heads of queue one dispatch re-levels (the rest expire as before)."""
 BURST_MIN_ARRIVALS = 20
@@ -129,9 +132,10 @@ class ControlPlane:
         """The cluster's assignment of workers to levels (plans and lent workers)."""
         self._running_s = [0.0] * len(table.load_time_s)
         self.steps = StepModel(table)
+        self._pinned_quality = [{name: 1.0} for name in table.names]
         self.releveler = Releveler(
             table, self.queues, lambda r: self.lowest_quality(r, overloaded=True),
-            self._backlog_s, lambda v: self.workers.per_variant[v],
+            self.finish_estimate, lambda v: self.workers.per_variant[v],
         )
         self._retried: set[str] = set()
         self._rejected_later: list[Request] = []
@@ -202,6 +206,11 @@ class ControlPlane:
             return self._reject(request, request.reason or f"rejected by policy {self.policy.name}")
         if request.requested_steps is not None:
             level = self._within_request(request, level, best)
+        if level != best and self.policy.degrade_queued:
+            level = self._upgrade_with_slack(request, level, best, now)
+            # The plan routes classes; a prompt of the class may not tolerate the level.
+            if quality.get(table.names[level], 0.0) < self.lowest_quality(request):
+                level = best
         # Inline `finish_estimate` (the hot path).
         v = table.variant[level]
         workers = self.workers.per_variant[v]
@@ -209,6 +218,8 @@ class ControlPlane:
             service = table.service_s[level]
             batch = min(table.batch[level], queues.count[level] + request.n, len(service))
             backlog = queues.work_s[v] + 0.5 * self._running_s[v]
+            if batch > request.n:  # its batch-mates' work is queued already
+                backlog -= (batch - request.n) * table.image_time_s[level]
             if self.workers.loading[v]:
                 backlog += self.workers.loading_s(v, now)
             finish = now + backlog / workers + service[batch - 1] * request.work_scale
@@ -258,7 +269,8 @@ class ControlPlane:
         if level is None:
             return self._reject(request, self.steps.pin_reason(request))
         request.optimal_level = self.table.names[level]
-        self.demand.count(level, request.predicted_quality or {}, request.n)
+        # Capacity for its level, but no quality sample: it can be served nowhere else.
+        self.demand.count(level, self._pinned_quality[level], request.n)
         if self.queues.images + request.n > self.queue_capacity and self.queues.total:
             return self._reject(request, "queue full")
         self.steps.override(request, level)
@@ -317,6 +329,20 @@ class ControlPlane:
         self.admitted[level] += 1
         return request
 
+    def _upgrade_with_slack(self, request: Request, level: int, best: int, now: float) -> int:
+        """The plan routes a share of each class to cheaper levels for its forecast rate; when
+        the queues are short now (a burst has passed, the forecast still remembers it), the
+        request takes its optimal level instead if that finishes within `UPGRADE_SLACK` of the
+        SLO. Overload that follows is repaired by re-levelling (degrade before drop)."""
+        quality = request.predicted_quality or {}
+        names = self.table.names
+        if quality.get(names[best], 0.0) <= quality.get(names[level], 0.0):
+            return level
+        if self.workers.per_variant[self.table.variant[best]] and self.finish_estimate(
+            best, now, request.n) <= now + UPGRADE_SLACK * self.slo_s:
+            return best
+        return level
+
     def _within_request(self, request: Request, level: int, best: int) -> int:
         """The routed level, unless it is not an approximation of what the request asked for
         (it costs more than its reference run): then its optimal level. Sets the exact-run
@@ -355,10 +381,13 @@ class ControlPlane:
         return self.queues.work_s[variant] + 0.5 * self._running_s[variant] + \
             self.workers.loading_s(variant, now)
 
-    def finish_estimate(self, level: int, now: float, images: int = 1, scale: float = 1.0) \
-            -> float:
-        """Predicted completion time of a request of `images` queued now at `level`: the
-        variant's queued and running work spread over its workers, plus its own batch."""
+    def finish_estimate(
+        self, level: int, now: float, images: int = 1, scale: float = 1.0, saved_s: float = 0.0,
+    ) -> float:
+        """Predicted completion time of a request of `images` queued now at `level`, last in
+        EDF order: the variant's queued and running work (less `saved_s`) spread over its
+        workers, then the batch it joins, whose other members' work is already queued (joining
+        a level's queue costs its share of a batch; running alone costs a whole batch)."""
         v = self.table.variant[level]
         workers = self.workers.per_variant[v]
         wait = 0.0
@@ -368,7 +397,8 @@ class ControlPlane:
             workers, wait = self.workers.lent_from[v], self._return_wait_s(v)
         service = self.table.service_s[level]
         batch = min(self.table.batch[level], self.queues.count[level] + images, len(service))
-        wait += self._backlog_s(v, now) / workers
+        mates = max(batch - images, 0) * self.table.image_time_s[level]
+        wait += (self._backlog_s(v, now) - saved_s - mates) / workers
         return now + wait + service[batch - 1] * scale
 
     def _return_wait_s(self, variant: int) -> float:
@@ -392,14 +422,16 @@ class ControlPlane:
     def fastest_fix(self, request: Request, now: float, level: int, overloaded: bool = False) \
             -> int | None:
         """The compatible level (`lowest_quality`) with the best predicted quality that still
-        finishes in time; None if there is none."""
+        finishes in time; None if there is none. `overloaded`: only other variants' levels
+        (re-levelling has tried this one's)."""
         table = self.table
         quality = request.predicted_quality or {}
         lowest = self.lowest_quality(request, overloaded)
+        own = table.variant[level]
         best, best_q = None, -1.0
         for j in range(len(table)):
             q = quality.get(table.names[j], table.mean_quality[j])
-            if j == level or q < lowest or q <= best_q:
+            if j == level or q < lowest or q <= best_q or (overloaded and table.variant[j] == own):
                 continue
             if self.finish_estimate(j, now, request.n) <= request.deadline_s:
                 best, best_q = j, q

@@ -65,10 +65,10 @@ class ArgusPolicy(Policy):
     (else the row's shares in a fixed cycle, blind to the prompt)."""
     learn_predictor = True
     route_at_window_rate = True
-    burst_weight = 0.5
-    """The rate routed for: window rate^(1-w) x forecast^w (geometric blend)."""
-    """Route by flows re-solved at the window's mean rate on the planned workers (see
+    """Route by flows re-solved at the window's sustained rate on the planned workers (see
     `routing_flow`), not by the flows planned for the burst forecast."""
+    burst_weight = 0.5
+    """The rate routed for: sustained rate^(1-w) x forecast^w (geometric blend)."""
 
     def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
         super().bind(plane)
@@ -89,9 +89,8 @@ class ArgusPolicy(Policy):
 
     plan_to_overload_floor = True
     """When the plan at the redirect floor leaves demand unserved (more than
-    `SHORTFALL_SHARE`), it is re-solved with classes redirectable down to the overload floor:
-    degrade before drop in the plan too, for sustained shortfalls only (bursts are handled at
-    admission)."""
+    `SHORTFALL_SHARE`), the workers per variant are re-planned with classes redirectable down to
+    the overload floor (capacity for a shortfall); routing stays at the redirect floor."""
 
     def plan(self, now: float, demand: Demand) -> Plan:
         plane = self.plane
@@ -118,7 +117,8 @@ class ArgusPolicy(Policy):
             planner = self.overload_planner
             alloc, changed = planner.plan(rates, demand.class_quality, plane.num_workers, current)
         self._planned = True
-        flow = self.routing_flow(rates, routing_rps, demand.class_quality, alloc, planner)
+        flow = self.routing_flow(rates, routing_rps, demand.class_quality, alloc,
+                                 resolve=planner is not self.planner)
         load = flow.sum(axis=0)
         served = load.sum()
         capacity_share = load / served if served > 0 else np.eye(len(table))[table.full]
@@ -152,22 +152,23 @@ class ArgusPolicy(Policy):
         assert plane is not None
         if not self.route_at_window_rate:
             return forecast
-        window = min(plane.load.window_rate(now), forecast)
+        window = min(plane.load.sustained_rate(now), forecast)
         return window ** (1 - self.burst_weight) * forecast ** self.burst_weight
 
     def routing_flow(
         self, rates: np.ndarray, routing_rps: float, quality: np.ndarray, alloc: Allocation,
-        planner: MilpPlanner | None = None,
+        resolve: bool = False,
     ) -> np.ndarray:
         """Flows to route by: re-solved (an LP, workers per variant fixed) at `routing_rps`
-        unless that is within 2% of the forecast."""
+        unless that is within 2% of the forecast (or `resolve`), always at the redirect floor:
+        routing below it is left to admission, which sees whether the queues are late now."""
         plane = self.plane
         assert plane is not None
         forecast = rates.sum()
-        if routing_rps <= 0 or routing_rps >= 0.98 * forecast:
+        if routing_rps <= 0 or (routing_rps >= 0.98 * forecast and not resolve):
             return alloc.flow
-        return (planner or self.planner).solve(
-            rates * (routing_rps / forecast), quality, plane.num_workers,
+        return self.planner.solve(
+            rates * (min(routing_rps, forecast) / forecast), quality, plane.num_workers,
             fixed=alloc.variant_workers,
         ).flow
 

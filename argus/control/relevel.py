@@ -11,8 +11,8 @@ one):
     subject to now + (R_v / 2 + sum_{s <= r} n_s t(l_s)) / W + tail_r <= d_r   for every r
 
 with t(l) the worker-seconds per image at the level's planning batch, R_v the running work and
-tail_r the service time of a full planning batch at r's level (the fluid model of the plane's
-`finish_estimate`, with the arrival's own batch counted full). For a late arrival, every saving
+tail_r the service time of the batch r joins (the plane's `finish_estimate`, the fluid model
+admission uses). For a late arrival, every saving
 by a request due no later than it counts the same, so its constraint is a knapsack, and the
 greedy that solves the knapsack's fractional relaxation applies: take the move with the least
 predicted quality loss per worker-second saved (ties: earliest deadline), along each request's
@@ -49,14 +49,15 @@ class Releveler:
         table: LevelTable,
         queues: LevelQueues,
         lowest: Callable[[Request], float],
-        backlog_s: Callable[[int, float], float],
+        finish: Callable[[int, float, int, float, float], float],
         variant_workers: Callable[[int], int],
     ) -> None:
         self.table = table
         self.queues = queues
         self.lowest = lowest
         """The least predicted quality a request may be moved to under load."""
-        self.backlog_s = backlog_s
+        self.finish = finish
+        """The plane's `finish_estimate(level, now, images, scale, saved_s)`."""
         self.variant_workers = variant_workers
         variants = len(table.load_time_s)
         # Per variant: its levels from the most to the least work per image.
@@ -135,13 +136,9 @@ class Releveler:
         taken: list[tuple[Request, int, int, _Move | None]] = []
         chained: list[_Move] = []  # next steps of requests moved in this call (not yet applied)
         skipped: list[_Move] = []  # due after the arrival: moving them would not help it
-        backlog_s = self.backlog_s(v, now)
         while True:
-            # Its own batch counts as full: a level with a short queue must not look fast
-            # because the arrival would run there in a batch of its own.
-            tail = max(table.batch_time_s[own], request.n * image_time[own]) * (
-                request.work_scale if own == level else 1.0)
-            late = now + (backlog_s - saved_s) / workers + tail - request.deadline_s
+            scale = request.work_scale if own == level else 1.0
+            late = self.finish(own, now, request.n, scale, saved_s) - request.deadline_s
             worth = request.n * quality.get(names[own], means[own])
             if late <= 0 or loss >= worth:
                 break
