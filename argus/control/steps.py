@@ -13,8 +13,9 @@ lose nothing at 20 steps. A request that must run exactly its count opts out of 
 A request asking for S steps of variant v takes S steps of v as its reference ("full"): a level
 is an approximation of it when it costs no more per image than the reference run, and its
 predicted relative quality becomes q(level) / q(v, S), capped at 1. Levels that cost more are
-not offered (quality 0): they are not what was asked, and a reference run at exactly S steps
-(`exact_run`) is always possible on v's deepest cache-free level with the step count overridden.
+not offered (quality 0): they are not what was asked, except v's home level (its deepest
+cache-free one), which stands for the reference run itself: it runs exactly S steps there, its
+step count overridden (`override`), at relative quality 1.
 """
 
 from __future__ import annotations
@@ -98,11 +99,13 @@ class StepModel:
         reference_q = max(self.quality(variant, steps, quality), 1e-9)
         reference_t = self.image_time(variant, steps) * (1 + 1e-9)
         names, means = table.names, table.mean_quality
-        return {
+        relative = {
             names[i]: (min(quality.get(names[i], means[i]) / reference_q, 1.0)
                        if table.image_time_s[i] <= reference_t else 0.0)
             for i in range(len(table))
         }
+        relative[names[self.home[variant]]] = 1.0  # or the exact run that overrides it
+        return relative
 
     # ----------------------------------------------------------------- per request
     def pinned_level(self, request: Request) -> int | None:
