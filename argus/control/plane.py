@@ -20,7 +20,7 @@ import numpy as np
 
 from argus.config import ArgusConfig
 from argus.control.demand import DemandTracker
-from argus.control.dispatcher import LevelQueues
+from argus.control.dispatcher import LevelQueues, batch_time
 from argus.control.levels import LevelTable, default_slo_s
 from argus.control.load import LoadEstimator
 from argus.control.policy import Demand, Plan, Policy, make_policy
@@ -60,6 +60,8 @@ UPGRADE_SLACK = 0.5
 optimal one, for it to be upgraded (see `ControlPlane._upgrade_with_slack`)."""
 RESCUES_PER_DISPATCH = 8
 """Most late heads of queue one dispatch re-levels (the rest expire as before)."""
+BURST_LOAD_SHARE = 0.25
+"""Event-triggered plans only where the quickest variant load fits in this share of the SLO."""
 BURST_MIN_ARRIVALS = 20
 """Fewest recent arrivals whose rate can trigger a re-plan (fewer are sampling noise)."""
 
@@ -153,6 +155,10 @@ class ControlPlane:
         self._next_plan_s: float | None = None
         self._last_plan_s = -math.inf
         self._burst = False
+        self._burst_replans = min(table.load_time_s) <= BURST_LOAD_SHARE * self.slo_s
+        """Re-planning at a burst helps only where a variant loads well within the SLO (on the
+        a100-sdxl profile, loads of 12-47 s against a 21 s SLO, it cost violations: a switch
+        made mid-burst idles capacity when it is needed most)."""
         self.policy = policy if isinstance(policy, Policy) else make_policy(
             policy or config.control.policy, seed=seed
         )
@@ -220,9 +226,12 @@ class ControlPlane:
             backlog = queues.work_s[v] + 0.5 * self._running_s[v]
             if batch > request.n:  # its batch-mates' work is queued already
                 backlog -= (batch - request.n) * table.image_time_s[level]
+                tail = service[batch - 1]
+            else:  # a request as wide as a batch (or wider) runs alone
+                tail = batch_time(service, request.n)
             if self.workers.loading[v]:
                 backlog += self.workers.loading_s(v, now)
-            finish = now + backlog / workers + service[batch - 1] * request.work_scale
+            finish = now + backlog / workers + tail * request.work_scale
         else:
             finish = self.finish_estimate(level, now, request.n, request.work_scale)
         if finish > request.deadline_s:
@@ -397,9 +406,13 @@ class ControlPlane:
             workers, wait = self.workers.lent_from[v], self._return_wait_s(v)
         service = self.table.service_s[level]
         batch = min(self.table.batch[level], self.queues.count[level] + images, len(service))
-        mates = max(batch - images, 0) * self.table.image_time_s[level]
+        if batch > images:
+            mates = (batch - images) * self.table.image_time_s[level]
+            tail = service[batch - 1]
+        else:  # as wide as a batch or wider: it runs alone
+            mates, tail = 0.0, batch_time(service, images)
         wait += (self._backlog_s(v, now) - saved_s - mates) / workers
-        return now + wait + service[batch - 1] * scale
+        return now + wait + tail * scale
 
     def _return_wait_s(self, variant: int) -> float:
         """Until the workers `variant` lent away are back: their borrowed work and two loads."""
@@ -580,7 +593,7 @@ class ControlPlane:
     def _replan_soon(self, now: float) -> None:
         """Event-triggered planning: an overload the plan did not forecast re-plans at once, at
         most once per `BURST_REPLAN_GAP` of the planning period."""
-        if self._next_plan_s is None or self.plan is None:
+        if self._next_plan_s is None or self.plan is None or not self._burst_replans:
             return
         count, rate = self.load.recent(now, self.load.burst_s or self.slo_s)
         if count < BURST_MIN_ARRIVALS or rate <= BURST_FACTOR * self.plan.forecast_rps:
