@@ -301,7 +301,7 @@ class ControlPlane:
         """A pinned variant no worker holds: lend one when it can load the variant and serve
         the request in time (its current batch first), else reject with that reason."""
         table = self.table
-        worker = self.workers.lender(self._running_s)
+        worker = self.workers.lender(self._running_s, table.variant[level])
         name = table.variant_names[table.variant[level]]
         if worker is None:
             return self._reject(request, f"no worker can load {name}")
@@ -613,43 +613,64 @@ class ControlPlane:
                 f"policy {self.policy.name} planned {workers.sum()} workers for a cluster "
                 f"of {self.num_workers}"
             )
-        self.workers.assign(workers, plan.time_s)
+        self.workers.assign(self._keep_queued_served(workers), plan.time_s)
         if plan.routing is not None:
             self.policy.set_routing(np.asarray(plan.routing))
         self.plan = plan
-        self._lend_for_pinned(plan.time_s)
         self._rehome_orphans(plan.time_s)
 
-    def _lend_for_pinned(self, now: float) -> None:
-        """After a plan: a variant with queued pinned work and no worker borrows one."""
+    def _keep_queued_served(self, target: np.ndarray) -> np.ndarray:
+        """A plan never strands queued work: a variant that holds workers and has requests
+        queued keeps one of them (no load) until they are served, taken from the variant the
+        plan gives the most workers."""
+        table, queues = self.table, self.queues
+        target = target.copy()
+        planned = np.bincount(table.variant, weights=target, minlength=len(table.load_time_s))
+        for v, held in enumerate(self.workers.per_variant):
+            if not held or planned[v] or not queues.variant_count[v]:
+                continue
+            donor = max(range(len(target)), key=lambda lv: (planned[table.variant[lv]],
+                                                            target[lv]))
+            if planned[table.variant[donor]] <= 1:
+                break
+            target[donor] -= 1
+            planned[table.variant[donor]] -= 1
+            busiest = max(self._variant_levels[v], key=lambda lv: queues.count[lv])
+            target[busiest] += 1
+            planned[v] += 1
+        return target
+
+    def _rehome_orphans(self, now: float) -> None:
+        """Requests queued at a variant no worker runs any more move to a level that can still
+        serve them in time (pinned ones cannot move); the rest keep a worker lent to their
+        variant until they are served (rejected, with the reason, only if none can be lent)."""
         table, queues = self.table, self.queues
         for v, workers in enumerate(self.workers.per_variant):
             if workers or not queues.variant_count[v]:
                 continue
-            pinned = [r for r in queues.queued() if r.pinned and
-                      table.variant[queues.level_of(r.request_id)] == v]
-            worker = self.workers.lender(self._running_s) if pinned else None
-            if worker is not None:
-                self.workers.lend(worker, queues.level_of(pinned[0].request_id), now)
-
-    def _rehome_orphans(self, now: float) -> None:
-        """Requests queued at a variant no worker runs any more move to a level that can still
-        serve them in time (pinned ones cannot move), else are rejected with a reason."""
-        table, queues = self.table, self.queues
-        for v, workers in enumerate(self.workers.per_variant):
-            if workers or not any(queues.count[j] for j in self._variant_levels[v]):
-                continue
+            stuck: list[tuple[Request, int]] = []
             for j in self._variant_levels[v]:
                 while (request := queues.pop(j)) is not None:
                     moved = None if request.pinned else self.fastest_fix(request, now, j)
                     if moved is None:
-                        self._rejected_later.append(self._reject(
-                            request, f"re-plan left no worker on level {table.names[j]}"
-                        ))
+                        stuck.append((request, j))
                     else:
                         request.reason = f"moved from {table.names[j]} to " \
                             f"{table.names[moved]} after a re-plan"
                         self._queue(request, moved)
+            # A lent worker loads the variant first: only those it can still serve in time wait.
+            ready = now + table.load_time_s[v]
+            servable = [(r, j) for r, j in stuck
+                        if ready + table.service_s[j][0] * r.work_scale <= r.deadline_s]
+            worker = self.workers.lender(self._running_s, v) if servable else None
+            if worker is not None:
+                self.workers.lend(worker, servable[0][1], now)
+            for request, j in stuck:
+                if worker is not None and (request, j) in servable:
+                    self._queue(request, j)
+                else:
+                    self._rejected_later.append(self._reject(
+                        request, f"re-plan left no worker on level {table.names[j]}"))
 
     def snapshot(self) -> dict:
         """The current plan and state, JSON-ready (GET /v1/cluster)."""

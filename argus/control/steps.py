@@ -138,7 +138,8 @@ class StepModel:
         table = self.table
         v = table.variant[level]
         steps = request.pinned_steps
-        if steps is None and (request.pinned or level == self.home[v]):
+        reference = table.variant[table.full]  # asked-for counts are of the default variant
+        if steps is None and (request.pinned or (v == reference and level == self.home[v])):
             steps = request.requested_steps
             if steps is not None and steps > table.steps[level] and not request.pinned:
                 steps = None

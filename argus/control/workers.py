@@ -29,9 +29,11 @@ class WorkerLevels:
         """Lent worker -> the planned level it returns to."""
         self.lent_from = [0] * len(table.load_time_s)
         """Per variant: its planned workers lent away now."""
+        self._last_lent: dict[int, int] = {}
         self.changes = 0
         """Bumped on every change (executors that keep idle lists re-read the view then)."""
         self._held = [table.variant[table.full]] * num_workers
+        self._held_batch_s = [table.batch_time_s[table.full]] * num_workers
         self.loading: list[list[float]] = [[] for _ in table.load_time_s]
         """Per variant: when each worker moved onto it will have loaded it (capacity that is
         still loading is not available: `loading_s`)."""
@@ -39,12 +41,15 @@ class WorkerLevels:
 
     def _count(self, now: float) -> None:
         self.changes += 1
-        variant, load_time = self.table.variant, self.table.load_time_s
+        table = self.table
+        variant, load_time = table.variant, table.load_time_s
         for worker, level in enumerate(self.level):
             v = variant[level]
             if v != self._held[worker]:
+                # It loads once its current batch is done (counted as a full batch).
+                self.loading[v].append(now + self._held_batch_s[worker] + load_time[v])
                 self._held[worker] = v
-                self.loading[v].append(now + load_time[v])
+            self._held_batch_s[worker] = table.batch_time_s[level]
         self.per_level = np.bincount(self.level, minlength=len(self.table))
         self.per_variant = [0] * len(self.per_variant)
         for lv, n in enumerate(self.per_level):
@@ -85,18 +90,24 @@ class WorkerLevels:
         self._count(now)
         return True
 
-    def lender(self, running_s: list[float]) -> int | None:
-        """The worker to lend: one from the variant with the most workers, the least loaded
-        among equals; None if every worker is lent already."""
+    def lender(self, running_s: list[float], variant: int | None = None) -> int | None:
+        """The worker to lend (to `variant`): the one lent to it last if it is free to lend
+        (it may hold the variant already: lending it again costs no load), else one from the
+        variant with the most workers, the least loaded among equals; None if every worker is
+        lent already."""
         table = self.table
         candidates = [w for w in range(len(self.level)) if w not in self.lent]
         if not candidates:
             return None
+        last = self._last_lent.get(variant) if variant is not None else None
+        if last in candidates:
+            return last
         return max(candidates, key=lambda w: (self.per_variant[table.variant[self.level[w]]],
                                               -running_s[table.variant[self.level[w]]], -w))
 
     def lend(self, worker: int, level: int, now: float) -> None:
         """`worker` runs `level` (a variant none holds) until `give_back`."""
+        self._last_lent[self.table.variant[level]] = worker
         self.lent[worker] = self.level[worker]
         self.lent_from[self.table.variant[self.level[worker]]] += 1
         self.level[worker] = level
