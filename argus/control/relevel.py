@@ -39,6 +39,8 @@ from argus.types import Request
 
 __all__ = ["Releveler"]
 
+MEMO_SIZE = 1 << 14
+"""Next moves remembered (then the memory starts over)."""
 _Move = tuple[float, float, int, Request, int, int, int]
 """(loss per worker-second saved, deadline, order, request, its queue token, from, to)."""
 
@@ -69,6 +71,7 @@ class Releveler:
         self._order = itertools.count()
         self.moved = 0
         """Requests re-levelled so far (each move counts)."""
+        self._memo: dict[tuple, tuple[dict[str, float], tuple[float, int] | None]] = {}
 
     # ----------------------------------------------------------------- candidates
     def next_move(self, request: Request, level: int, scale: float | None = None) \
@@ -76,16 +79,26 @@ class Releveler:
         """The request's next step down its convex hull from `level`: (quality loss per
         worker-second saved, target level), or None when no cheaper level is compatible.
         `scale`: its cost relative to the level's (default: its own `work_scale`)."""
-        table = self.table
+        scale = request.work_scale if scale is None else scale
         quality = request.predicted_quality or {}
+        # Requests with the same prediction (predictors share their dicts), level and floor
+        # share their next move: computed once (the dict is kept with it, so its id is safe).
+        key = (id(quality), level, scale, request.quality_floor, request.pinned)
+        cached = self._memo.get(key)
+        if cached is not None and cached[0] is quality:
+            return cached[1]
+        table = self.table
         names, means, image_time = table.names, table.mean_quality, table.image_time_s
-        t_now = image_time[level] * (request.work_scale if scale is None else scale)
+        t_now = image_time[level] * scale
         q_now = quality.get(names[level], means[level])
         best: tuple[float, int] | None = None
         for j in self._compatible(request, level, t_now):
             ratio = max(q_now - quality.get(names[j], means[j]), 0.0) / (t_now - image_time[j])
             if best is None or ratio < best[0]:
                 best = (ratio, j)
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = (quality, best)
         return best
 
     def note_queued(self, request: Request, level: int) -> None:

@@ -70,3 +70,40 @@ def test_serve_out_of_the_box_draws_a_large_red_circle_the_scorer_passes(tmp_pat
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_serve_policy_and_runtime_flags_reach_the_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from argus.cli.serve import with_overrides
+    from argus.defaults import load_config
+
+    args = build_parser().parse_args(
+        ["serve", "--policy", "clipper-ha", "--runtime", "ray", "--ray-address", "auto"]
+    )
+    config = with_overrides(load_config(), args)
+    assert config.control.policy == "clipper-ha"
+    assert (config.server.runtime, config.server.ray_address) == ("ray", "auto")
+    assert main(["serve", "--policy", "nope"]) == 2
+    assert "unknown; known:" in capsys.readouterr().err
+
+
+def test_a_baseline_serves_on_real_workers() -> None:
+    import httpx
+    from api_helpers import api_config
+    from live_server import LiveServer
+
+    from argus.api import create_app
+
+    config = api_config()
+    config = config.model_copy(
+        update={"control": config.control.model_copy(update={"policy": "clipper-ha"})})
+    server = LiveServer(create_app(config)).wait_ready()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            response = client.post("/v1/images/generations", json={"prompt": "a red circle"})
+            assert response.status_code == 200, response.text
+            assert response.json()["data"][0]["argus"]["level"] == "large-20"  # the full level
+            assert client.get("/v1/cluster").json()["policy"] == "clipper-ha"
+    finally:
+        server.stop()
