@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
@@ -24,13 +23,17 @@ from argus import __version__
 from argus.api.edge import BodyGuard, EdgeRoute
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
+from argus.api.formats import MEDIA_TYPES, OutputOptions, encode_all, response_fields
+from argus.api.formats import served_quality as served
 from argus.api.metrics import Metrics
 from argus.api.schemas import (
+    MEDIUM_FLOOR,
     ErrorResponse,
     ImageGenerationBody,
     InvalidField,
     to_generation_request,
 )
+from argus.api.streaming import ImageStream
 from argus.config import ArgusConfig
 from argus.engine.variants import is_random
 from argus.routing.service import BUDGET_HEADER, EdgeCloudRouter, annotate, budget_override
@@ -144,22 +147,38 @@ class ImagesService:
         root = http.scope.get("root_path", "").rstrip("/")
         return f"{http.scope.get('scheme', 'http')}://{host}:{port}{root}/"
 
-    def response(self, outcome: JobOutcome, response_format: str, base_url: str) -> dict:
+    def response(
+        self,
+        outcome: JobOutcome,
+        response_format: str,
+        base_url: str,
+        options: OutputOptions | None = None,
+        images: list[bytes] | None = None,
+    ) -> dict:
+        """The JSON body; `images`: the outcome's PNGs already in `options`' format."""
+        options = options or OutputOptions()
+        ext = options.output_format
         data = []
-        for i, png in enumerate(outcome.images_png):
+        for i, image in enumerate(outcome.images_png if images is None else images):
             item: dict[str, Any] = {"revised_prompt": None}
             if response_format == "url":
-                item["url"] = f"{base_url}v1/images/files/{self.images.put(png)}.png"
+                item["url"] = f"{base_url}v1/images/files/{self.images.put(image)}.{ext}"
             else:
-                item["b64_json"] = base64.b64encode(png).decode("ascii")
+                item["b64_json"] = base64.b64encode(image).decode("ascii")
             item["argus"] = _argus_info(outcome, i)
             data.append(item)
+        quality = self.quality_of(options.quality)(outcome.predicted_quality)
         return {
             "created": int(time.time()),
             "data": data,
-            "size": f"{outcome.width}x{outcome.height}",
-            "output_format": "png",
+            **response_fields(outcome.width, outcome.height, quality, options,
+                              len(outcome.images_png), outcome.steps_run),
         }
+
+    def quality_of(self, requested: str) -> Callable[[float | None], str]:
+        """Predicted relative quality -> the `quality` reported (`formats.served_quality`)."""
+        floor = self.config.control.quality_floor
+        return lambda predicted: served(requested, predicted, floor, MEDIUM_FLOOR)
 
     def watch(self, handle: JobHandle) -> None:
         """Record the request's metrics once, however it ends."""
@@ -205,10 +224,6 @@ class ImagesService:
                 },
             })
         return {"object": "list", "data": entries}
-
-
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
 def _error_of(err: Exception) -> JSONResponse:
@@ -293,8 +308,10 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
         service.watch(handle)
         response_format = body.response_format or "b64_json"
         base_url = service.base_url(http)
+        options = body.output_options()
         if body.stream:
-            events = _stream(service, handle, response_format, base_url)
+            events = ImageStream(runtime, handle, options, service.quality_of(options.quality),
+                                 _argus_info, _error_of, bool(body.argus_events)).events()
             headers = {"x-argus-request-id": handle.request_id, "Cache-Control": "no-cache"}
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
         if not await _wait_unless_disconnected(runtime, handle, http):
@@ -304,7 +321,8 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
             outcome = handle.outcome.result()
         except ServingError as err:
             return _error_of(err)
-        payload = service.response(outcome, response_format, base_url)
+        images = await encode_all(outcome.images_png, options)
+        payload = service.response(outcome, response_format, base_url, options, images)
         if route is not None:
             annotate(payload, route)
         return JSONResponse(payload)
@@ -318,14 +336,14 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
         return JSONResponse({"id": request_id, "object": "image.generation", "cancelled": True})
 
     @app.get(
-        "/v1/images/files/{image_id}.png",
-        responses={200: {"content": {"image/png": {}}}, **_errors(404)},
+        "/v1/images/files/{image_id}.{ext}",
+        responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, **_errors(404)},
     )
-    async def image_file(image_id: str) -> Response:
-        png = service.images.get(image_id)
-        if png is None:
+    async def image_file(image_id: str, ext: str) -> Response:
+        image = service.images.get(image_id)
+        if image is None or ext not in MEDIA_TYPES:
             return error_response(404, "image not found or expired", code="not_found")
-        return Response(png, media_type="image/png")
+        return Response(image, media_type=MEDIA_TYPES[ext])
 
 
 async def _wait_unless_disconnected(runtime: Runtime, handle: JobHandle, http: Request) -> bool:
@@ -336,32 +354,6 @@ async def _wait_unless_disconnected(runtime: Runtime, handle: JobHandle, http: R
             await runtime.cancel(handle.request_id)
             return False
     return True
-
-
-async def _stream(
-    service: ImagesService, handle: JobHandle, response_format: str, base_url: str
-) -> AsyncIterator[str]:
-    """progress events per step, then completed (or error); a disconnect cancels the job."""
-    request_id = handle.request_id
-    try:
-        accepted = {"type": "accepted", "request_id": request_id, "level": handle.level}
-        yield _sse("accepted", accepted)
-        while (update := await handle.progress.get()) is not None:
-            yield _sse("progress", {
-                "type": "progress", "request_id": request_id,
-                "step": update.step, "total_steps": update.total_steps,
-            })
-        try:
-            outcome = handle.outcome.result()
-        except ServingError as err:
-            response = _error_of(err)
-            yield _sse("error", json.loads(response.body))
-            return
-        payload = service.response(outcome, response_format, base_url)
-        yield _sse("completed", {"type": "completed", **payload})
-    finally:
-        if not handle.outcome.done():  # the client went away mid-stream
-            await service.runtime.cancel(request_id)
 
 
 def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
+from argus.api.formats import OutputFormat, OutputOptions, transparent_error
 from argus.config import ArgusConfig
 from argus.engine.variants import size_multiple
 from argus.runtime.base import GenerationRequest
@@ -28,27 +29,50 @@ SIZE_PATTERN = re.compile(r"([0-9]{1,6})[xX]([0-9]{1,6})")
 FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 """Control characters (tab, newline and carriage return aside) and lone surrogates, which
 cannot be encoded as UTF-8 and fail the tokenizer (and with it the worker's whole batch)."""
-TEXT_FIELDS = ("prompt", "negative_prompt", "user", "model")
+TEXT_FIELDS = ("prompt", "negative_prompt", "user", "model", "safety_identifier")
+HINT_FIELDS = ("moderation", "style", "safety_identifier", "complexity")
+"""Optional OpenAI hints with no meaning here: validated, then ignored."""
+MAX_PARTIAL_IMAGES = 3
 
 
 class ImageGenerationBody(BaseModel):
-    """OpenAI Images API fields plus diffusers-named extensions; other OpenAI fields (style,
-    background, output_format, ...) are accepted and ignored."""
+    """OpenAI Images API fields plus diffusers-named extensions. OpenAI's optional hints
+    (`HINT_FIELDS`: moderation, style, safety_identifier, complexity) are accepted and ignored;
+    any other field is a 400 naming it."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     prompt: str
     model: str | None = None
     n: StrictInt | None = 1
     size: str | None = None
     response_format: Literal["b64_json", "url"] | None = "b64_json"
-    quality: Literal["auto", "standard", "hd", "high", "medium", "low"] | None = "auto"
+    quality: Literal[
+        "auto", "standard", "hd", "high", "medium", "low", "xhigh", "max"
+    ] | None = "auto"
     user: str | None = Field(default=None, max_length=256)
     negative_prompt: str | None = None
     num_inference_steps: StrictInt | None = None
     guidance_scale: StrictFloat | None = None
     seed: StrictInt | None = None
     stream: StrictBool | None = False
+    partial_images: StrictInt | None = None
+    """Streaming only: x0 previews per image (0-3)."""
+    output_format: OutputFormat | None = "png"
+    output_compression: StrictInt | None = None
+    background: Literal["transparent", "opaque", "auto"] | None = "auto"
+    argus_events: StrictBool | None = False
+    """Streaming only: also send Argus' `argus.accepted` / `argus.progress` events (which the
+    official client would yield as untyped events, hence off by default)."""
+    moderation: Literal["low", "auto"] | None = None
+    style: Literal["vivid", "natural"] | None = None
+    safety_identifier: str | None = Field(default=None, max_length=256)
+    complexity: Literal["low", "medium", "high"] | None = None
+
+    def output_options(self) -> OutputOptions:
+        background = "opaque" if self.background == "opaque" else "auto"
+        return OutputOptions(self.output_format or "png", self.output_compression, background,
+                             self.quality or "auto")
 
 
 class ErrorDetail(BaseModel):
@@ -115,7 +139,7 @@ def _resolve_model(model: str | None, config: ArgusConfig) -> tuple[str | None, 
 def _quality(quality: str | None, config: ArgusConfig) -> tuple[bool, float | None]:
     """(no approximation, quality floor)."""
     floor = config.control.quality_floor
-    if quality in ("high", "hd"):
+    if quality in ("high", "hd", "xhigh", "max"):
         return True, None
     if quality == "medium":
         return False, min(floor, MEDIUM_FLOOR)
@@ -132,8 +156,23 @@ def _check_text(param: str, text: str | None) -> None:
         raise InvalidField(param, f"{param} contains {what} (U+{char:04X}) at index {bad.start()}")
 
 
+def _check_output(body: ImageGenerationBody) -> int:
+    """Unknown fields, output format fields; the x0 previews to stream per image."""
+    for name in body.model_extra or {}:
+        raise InvalidField(name, f"unknown field {name!r}", "unknown_parameter")
+    if body.output_compression is not None:
+        _check_range("output_compression", body.output_compression, 0, 100)
+    if body.background == "transparent":
+        raise InvalidField("background", transparent_error(body.output_format or "png"))
+    if body.partial_images is None:
+        return 0
+    _check_range("partial_images", body.partial_images, 0, MAX_PARTIAL_IMAGES)
+    return body.partial_images if body.stream else 0
+
+
 def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> GenerationRequest:
     server = config.server
+    partial_images = _check_output(body)
     for field in TEXT_FIELDS:
         _check_text(field, getattr(body, field))
     prompt = body.prompt
@@ -180,4 +219,5 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
         no_approximation=no_approximation,
         quality_floor=floor,
         tenant=body.user or "default",
+        partial_images=partial_images,
     )

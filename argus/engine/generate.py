@@ -22,6 +22,9 @@ from argus.engine.pipeline import Pipeline
 
 StepCallback = Callable[[int, int], bool]
 """(steps done, total steps) -> False to cancel at this step boundary."""
+PreviewCallback = Callable[[int, dict[int, np.ndarray]], None]
+"""(steps done, {index of the spec in the batch: float32 (H, W, 3) image in [0, 1]}): the
+clean image predicted at that step (x0), for the specs whose `preview_steps` hold it."""
 
 
 class GenerationCancelled(Exception):
@@ -52,6 +55,9 @@ class GenerationSpec:
     """Latents BEFORE step K of an N-step run, shape (C, h, w)."""
     capture_steps: Sequence[int] = ()
     """Step indices (0..N) whose pre-step latents are returned; N = the final latents."""
+    preview_steps: Sequence[int] = ()
+    """Steps done (K+1..N) after which the predicted clean image (x0) is decoded and handed to
+    `generate`'s `preview` callback. Empty (the default): no x0 decode, no extra cost."""
 
     def compatibility_key(self) -> tuple[int, int, int, int, float]:
         return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
@@ -165,8 +171,11 @@ def generate(
     pipe: Pipeline,
     specs: Sequence[GenerationSpec],
     callback: StepCallback | None = None,
+    preview: PreviewCallback | None = None,
 ) -> list[GenerationResult]:
-    """Run one batch of compatible specs; raises `GenerationCancelled` if the callback says so."""
+    """Run one batch of compatible specs; raises `GenerationCancelled` if the callback says so.
+    `preview` gets the decoded x0 predictions at the specs' `preview_steps` (before `callback`
+    is called for that step)."""
     # 0. Check inputs.
     _check_batch(pipe, specs)
     spec = specs[0]
@@ -192,6 +201,7 @@ def generate(
     # 3. Initial latents: seeded noise, or the given latents before step K.
     latents = _initial_latents(pipe, specs, float(scheduler.init_noise_sigma))
     captured: list[dict[int, np.ndarray]] = [{} for _ in specs]
+    previews = _preview_plan(specs) if preview is not None else {}
 
     # 4. Denoise, capturing pre-step latents and calling back after every step.
     for i, t in enumerate(timesteps, start=start):
@@ -203,6 +213,10 @@ def generate(
             uncond, cond = pred.chunk(2)
             pred = uncond + spec.guidance_scale * (cond - uncond)
         out = scheduler.step(pred, t, latents, **_step_noise(pipe, specs, i, latents))
+        if i + 1 in previews and preview is not None:
+            wanted = previews[i + 1]
+            x0 = predicted_clean(scheduler, out, pred, latents, t)[wanted]
+            preview(i + 1, dict(zip(wanted, decode_latents(pipe, x0), strict=True)))
         latents = out.prev_sample
         if callback is not None and not callback(i + 1, total):
             raise GenerationCancelled(i + 1, total)
@@ -222,6 +236,43 @@ def generate(
         GenerationResult(image=img, captured=cap, steps_run=total - start, timings_ms=timings)
         for img, cap in zip(images, captured, strict=True)
     ]
+
+
+def _preview_plan(specs: Sequence[GenerationSpec]) -> dict[int, list[int]]:
+    """Steps done -> indices of the specs that want a preview after that step."""
+    plan: dict[int, list[int]] = {}
+    for j, s in enumerate(specs):
+        for step in sorted(set(s.preview_steps)):
+            plan.setdefault(step, []).append(j)
+    return plan
+
+
+def preview_steps(count: int, start_step: int, steps: int) -> tuple[int, ...]:
+    """`count` previews evenly spaced over the steps a run does (K+1..N), the final step
+    excluded (the final image follows it); fewer when the run is too short to space them."""
+    run = steps - start_step
+    chosen = {start_step + (run * (i + 1)) // (count + 1) for i in range(max(count, 0))}
+    return tuple(sorted(s for s in chosen if start_step < s < steps))
+
+
+def predicted_clean(
+    scheduler: object, out: object, pred: torch.Tensor, sample: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
+    """The clean latents x0 predicted at timestep `t` from the pre-step `sample`: the step
+    output's `pred_original_sample` (DDIM, DDPM, Euler), else from the schedule's alphas
+    (DPM-Solver, whose samples are not sigma-scaled)."""
+    x0 = getattr(out, "pred_original_sample", None)
+    if x0 is not None:
+        return x0
+    config = scheduler.config  # type: ignore[attr-defined]
+    alphas = scheduler.alphas_cumprod.to(sample.device)  # type: ignore[attr-defined]
+    alpha = alphas[int(t)].to(sample.dtype)
+    kind = config.get("prediction_type", "epsilon")
+    if kind == "sample":
+        return pred
+    if kind == "v_prediction":
+        return alpha.sqrt() * sample - (1 - alpha).sqrt() * pred
+    return (sample - (1 - alpha).sqrt() * pred) / alpha.sqrt()
 
 
 MAX_ETA = 1 - 1e-4

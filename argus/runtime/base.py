@@ -35,6 +35,8 @@ class GenerationRequest:
     no_approximation: bool = False
     quality_floor: float | None = None
     tenant: str = "default"
+    partial_images: int = 0
+    """x0 previews per image sent with the progress updates (streaming `partial_images`)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class JobOutcome:
 class ProgressUpdate:
     step: int
     total_steps: int
+    previews: tuple[bytes, ...] = ()
+    """One PNG per image of the request: the x0 preview after this step (else empty)."""
 
 
 class ServingError(Exception):

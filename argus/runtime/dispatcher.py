@@ -348,6 +348,7 @@ class Dispatcher(Runtime):
             height=spec.height or variant.resolution,
             width=spec.width or variant.resolution,
             guidance_scale=variant.guidance_scale if guidance is None else guidance,
+            partial_images=spec.partial_images,
         )
 
     def _settle_rejected(self) -> None:
@@ -387,7 +388,8 @@ class Dispatcher(Runtime):
                     entry = self._entries.get(request_id)
                     if entry is not None:
                         entry.handle.progress.put_nowait(
-                            ProgressUpdate(event.step, event.total_steps)
+                            ProgressUpdate(event.step, event.total_steps,
+                                           event.previews.get(request_id, ()))
                         )
             case JobDone():
                 self._on_done(event)

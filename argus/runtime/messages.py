@@ -31,6 +31,10 @@ class Job:
     """One latent per image, each the latents before step K of an N-step run."""
     capture_steps: tuple[int, ...] = ()
     """Steps whose pre-step latents come back in `JobDone.captured` (for the cache to store)."""
+    partial_images: int = 0
+    """Previews per image (0-3): the worker decodes the predicted clean image (x0) at this many
+    evenly spaced steps of the run it does (`argus.engine.generate.preview_steps`, so a cache
+    resume or a re-levelled step count still gets them) and sends them in `Progress.previews`."""
 
     def compatibility_key(self) -> tuple[int, int, int, int, float]:
         return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
@@ -87,6 +91,9 @@ class Progress:
     step: int
     """Steps done, counting the K skipped ones (so a resumed run starts at K + 1)."""
     total_steps: int
+    previews: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    """request id -> one PNG per image of the x0 preview after this step (only for requests
+    with `Job.partial_images` and only at their preview steps)."""
 
 
 @dataclass(frozen=True)

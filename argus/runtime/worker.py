@@ -32,6 +32,7 @@ from argus.runtime.messages import (
     WorkerEvent,
     WorkerReady,
 )
+from argus.runtime.previews import job_preview_steps, with_previews
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,6 +72,7 @@ def job_specs(job: Job) -> list[GenerationSpec]:
             start_step=job.start_step,
             start_latents=job.start_latents[i] if job.start_latents else None,
             capture_steps=job.capture_steps,
+            preview_steps=job_preview_steps(job),
         )
         for i in range(job.n)
     ]
@@ -131,6 +133,7 @@ class Worker:
 
         ids = tuple(j.request_id for j in jobs)
         specs = [spec for job in jobs for spec in job_specs(job)]
+        emit, on_preview = with_previews(jobs, emit)  # x0 previews ride on Progress events
         last_step = 0
 
         def on_step(step: int, total: int) -> bool:
@@ -143,7 +146,7 @@ class Worker:
             return bool(live)  # stop only when every request of the group is cancelled
 
         try:
-            results = generate(pipe, specs, on_step)
+            results = generate(pipe, specs, on_step, preview=on_preview)
         except GenerationCancelled as stop:
             for request_id in ids:
                 emit(JobCancelled(self.worker_id, request_id, stop.step))

@@ -87,32 +87,33 @@ def test_url_response_format_serves_the_png(client: httpx.Client) -> None:
 
 
 def test_stream_sends_progress_per_step_then_completed(client: httpx.Client) -> None:
-    ask = {"prompt": "a red circle", "model": "large-10", "stream": True}
+    ask = {"prompt": "a red circle", "model": "large-10", "stream": True, "argus_events": True}
     with client.stream("POST", "/v1/images/generations", json=ask) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = list(sse_events(response))
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "accepted" and kinds[-1] == "completed"
-    steps = [(d["step"], d["total_steps"]) for kind, d in events if kind == "progress"]
+    assert kinds[0] == "argus.accepted" and kinds[-1] == "image_generation.completed"
+    steps = [(d["step"], d["total_steps"]) for kind, d in events if kind == "argus.progress"]
     assert steps == [(i, 10) for i in range(1, 11)]
     completed = events[-1][1]
-    assert png_size(completed["data"][0]["b64_json"]) == (32, 32)
-    assert completed["data"][0]["argus"]["request_id"] == events[0][1]["request_id"]
+    assert png_size(completed["b64_json"]) == (32, 32)
+    assert completed["argus"]["request_id"] == events[0][1]["request_id"]
 
 
 def test_delete_cancels_a_running_generation(client: httpx.Client) -> None:
-    with client.stream("POST", "/v1/images/generations", json={**SLOW, "stream": True}) as stream:
+    ask = {**SLOW, "stream": True, "argus_events": True}
+    with client.stream("POST", "/v1/images/generations", json=ask) as stream:
         request_id = stream.headers["x-argus-request-id"]
         events = sse_events(stream)
         for kind, _ in events:
-            if kind == "progress":
+            if kind == "argus.progress":
                 break
         started = time.monotonic()
         cancelled = client.delete(f"/v1/images/generations/{request_id}")
         assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True
         rest = list(events)
     assert rest[-1][0] == "error" and rest[-1][1]["error"]["code"] == "cancelled"
-    progress_after = [d["step"] for kind, d in rest if kind == "progress"]
+    progress_after = [d["step"] for kind, d in rest if kind == "argus.progress"]
     assert len(progress_after) <= 2  # stops at the next step boundary
     assert worker_idle(client, 5.0) and time.monotonic() - started < 5.0
     again = client.delete(f"/v1/images/generations/{request_id}")
@@ -120,9 +121,10 @@ def test_delete_cancels_a_running_generation(client: httpx.Client) -> None:
 
 
 def test_client_disconnect_cancels_stream_and_frees_worker(client: httpx.Client) -> None:
-    with client.stream("POST", "/v1/images/generations", json={**SLOW, "stream": True}) as stream:
+    ask = {**SLOW, "stream": True, "argus_events": True}
+    with client.stream("POST", "/v1/images/generations", json=ask) as stream:
         for kind, _ in sse_events(stream):
-            if kind == "progress":
+            if kind == "argus.progress":
                 break
     assert worker_idle(client, 5.0)
     assert 'argus_requests_total{level="large-20",status="cancelled"}' in client.get(
