@@ -26,6 +26,26 @@ class RequestStatus(enum.IntEnum):
         return self >= RequestStatus.COMPLETED
 
 
+class Rejection(enum.Enum):
+    """Why the control plane did not serve a request: one typed reason, mapped to an HTTP status
+    and error code in one table (`argus.runtime.base.REJECTION_HTTP`); `Request.reason` carries
+    the words for the client."""
+
+    QUEUE_FULL = "queue_full"
+    """No room in the queue now: slow down and retry."""
+    OVERLOADED = "overloaded"
+    """No compatible level can finish it before its deadline."""
+    EXPIRED = "deadline_passed"
+    """Its deadline passed while it was queued."""
+    NO_WORKER = "no_worker"
+    """No worker runs (or can load in time) what it is pinned to, or a re-plan left none."""
+    UNKNOWN_VARIANT = "unknown_variant"
+    POLICY = "policy"
+    """The serving policy declined it."""
+    FAILED = "failed"
+    """It failed twice (a worker crashed while generating it)."""
+
+
 def new_request_id() -> str:
     return f"img-{uuid.uuid4().hex[:20]}"
 
@@ -65,6 +85,8 @@ class Request:
     status: RequestStatus = RequestStatus.QUEUED
     reason: str | None = None
     """Why it was rejected or moved, in words a client can read."""
+    rejection: Rejection | None = None
+    """Why it was not served (set with status REJECTED or FAILED)."""
     start_s: float | None = None
     finish_s: float | None = None
     run_steps: int | None = None

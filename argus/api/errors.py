@@ -61,8 +61,8 @@ def error_response(
 
 
 def overloaded_response(err: Overloaded) -> JSONResponse:
-    code = "queue_full" if err.status_code == 429 else "overloaded"
-    return error_response(err.status_code, err.reason, code=code, retry_after_s=err.retry_after_s)
+    return error_response(err.status_code, err.reason, code=err.code,
+                          retry_after_s=err.retry_after_s)
 
 
 def _validation_param(err: RequestValidationError) -> tuple[str | None, str]:

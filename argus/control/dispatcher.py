@@ -18,7 +18,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from argus.types import Request, RequestStatus
+from argus.types import Rejection, Request, RequestStatus
 
 _QUEUED = RequestStatus.QUEUED
 _RUNNING = RequestStatus.RUNNING
@@ -162,6 +162,7 @@ class LevelQueues:
                 self._forget(request, level)
                 request.status = _REJECTED
                 request.reason = "deadline passed while queued"
+                request.rejection = Rejection.EXPIRED
                 expired.append(request)
                 continue
             # One batch is one engine call: its requests run the same step count.

@@ -36,7 +36,7 @@ from argus.control.relevel import Releveler
 from argus.control.snapshot import plane_snapshot
 from argus.control.steps import StepModel
 from argus.control.workers import WorkerLevels
-from argus.types import Request, RequestStatus
+from argus.types import Rejection, Request, RequestStatus
 
 __all__ = ["ControlPlane", "configured_predictor", "profile_from_config"]
 
@@ -206,10 +206,11 @@ class ControlPlane:
         self.demand.count(best, quality, request.n)
         queues = self.queues
         if queues.images + request.n > self.queue_capacity and queues.total:
-            return self._reject(request, "queue full")
+            return self._reject(request, "queue full", Rejection.QUEUE_FULL)
         level = self.policy.route(request, now)
         if level is None:
-            return self._reject(request, request.reason or f"rejected by policy {self.policy.name}")
+            return self._reject(request, request.reason or f"rejected by policy {self.policy.name}",
+                                Rejection.POLICY)
         if request.requested_steps is not None:
             level = self._within_request(request, level, best)
         if level != best and self.policy.degrade_queued:
@@ -243,7 +244,7 @@ class ControlPlane:
                 return self._reject(
                     request,
                     "overloaded: no compatible level can finish before the deadline "
-                    f"(predicted {late:.2f} s late at {table.names[level]})",
+                    f"(predicted {late:.2f} s late at {table.names[level]})", Rejection.OVERLOADED,
                 )
             if moved != level:
                 request.reason = f"moved from {table.names[level]} to {table.names[moved]} " \
@@ -276,12 +277,12 @@ class ControlPlane:
     def _admit_pinned(self, request: Request, now: float) -> Request:
         level = self.pinned_level(request)
         if level is None:
-            return self._reject(request, self.steps.pin_reason(request))
+            return self._reject(request, self.steps.pin_reason(request), Rejection.UNKNOWN_VARIANT)
         request.optimal_level = self.table.names[level]
         # Capacity for its level, but no quality sample: it can be served nowhere else.
         self.demand.count(level, self._pinned_quality[level], request.n)
         if self.queues.images + request.n > self.queue_capacity and self.queues.total:
-            return self._reject(request, "queue full")
+            return self._reject(request, "queue full", Rejection.QUEUE_FULL)
         self.steps.override(request, level)
         v = self.table.variant[level]
         if not self.workers.per_variant[v] and not self.workers.lent_from[v]:
@@ -293,7 +294,8 @@ class ControlPlane:
         if late > 0:
             why = "no worker runs it" if math.isinf(late) else f"predicted {late:.2f} s late"
             return self._reject(
-                request, f"pinned level {self.table.names[level]} cannot meet the deadline ({why})"
+                request, f"pinned level {self.table.names[level]} cannot meet the deadline ({why})",
+                Rejection.NO_WORKER if math.isinf(late) else Rejection.OVERLOADED,
             )
         return self._enqueue(request, level)
 
@@ -304,7 +306,7 @@ class ControlPlane:
         worker = self.workers.lender(self._running_s, table.variant[level])
         name = table.variant_names[table.variant[level]]
         if worker is None:
-            return self._reject(request, f"no worker can load {name}")
+            return self._reject(request, f"no worker can load {name}", Rejection.NO_WORKER)
         own = table.variant[self.workers.level[worker]]
         finish = now + self._running_s[own] / max(1, self.workers.per_variant[own]) + \
             table.load_time_s[table.variant[level]] + \
@@ -314,7 +316,7 @@ class ControlPlane:
             late = finish - request.deadline_s
             return self._reject(request, f"pinned level {table.names[level]} cannot meet the "
                                 f"deadline (loading {name} on a worker: predicted {late:.2f} s "
-                                "late)")
+                                "late)", Rejection.OVERLOADED)
         self.workers.lend(worker, level, now)
         return self._enqueue(request, level)
 
@@ -378,9 +380,10 @@ class ControlPlane:
         self._replan_soon(now)
         return self.releveler.make_room(request, level, now)
 
-    def _reject(self, request: Request, reason: str) -> Request:
+    def _reject(self, request: Request, reason: str, rejection: Rejection) -> Request:
         request.status = _REJECTED
         request.reason = reason
+        request.rejection = rejection
         self.rejected += 1
         return request
 
@@ -534,6 +537,7 @@ class ControlPlane:
         if request.request_id in self._retried:
             request.status = RequestStatus.FAILED
             request.reason = "failed twice: worker crashed while generating"
+            request.rejection = Rejection.FAILED
             self._rejected_later.append(request)
             return request
         self._retried.add(request.request_id)
@@ -670,7 +674,8 @@ class ControlPlane:
                     self._queue(request, j)
                 else:
                     self._rejected_later.append(self._reject(
-                        request, f"re-plan left no worker on level {table.names[j]}"))
+                        request, f"re-plan left no worker on level {table.names[j]}",
+                        Rejection.NO_WORKER))
 
     def snapshot(self) -> dict:
         """The current plan and state, JSON-ready (GET /v1/cluster)."""

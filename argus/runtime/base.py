@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from argus.types import Rejection
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -80,15 +82,36 @@ class ServingError(Exception):
     """Base of the errors a runtime reports to the API."""
 
 
+REJECTION_HTTP: dict[Rejection, tuple[int, str]] = {
+    Rejection.QUEUE_FULL: (429, "queue_full"),
+    Rejection.OVERLOADED: (503, "overloaded"),
+    Rejection.EXPIRED: (503, "deadline_passed"),
+    Rejection.NO_WORKER: (503, "no_worker"),
+    Rejection.UNKNOWN_VARIANT: (400, "model_not_found"),
+    Rejection.POLICY: (503, "rejected_by_policy"),
+    Rejection.FAILED: (503, "generation_failed"),
+}
+"""The one table from the control plane's typed rejection to HTTP status and error code: 429
+means slow down (retry after the queue turns over), 503 that it cannot be served in time now."""
+
+
 class Overloaded(ServingError):
     """Not admitted: the API answers `status_code` (429 queue full, 503 otherwise) with
-    Retry-After."""
+    Retry-After and the error `code`."""
 
-    def __init__(self, reason: str, retry_after_s: float, status_code: int = 429) -> None:
+    def __init__(self, reason: str, retry_after_s: float, status_code: int = 429,
+                 code: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
         self.status_code = status_code
+        self.code = code or ("queue_full" if status_code == 429 else "overloaded")
+
+    @classmethod
+    def of(cls, rejection: Rejection | None, reason: str, retry_after_s: float) -> Overloaded:
+        status, code = REJECTION_HTTP.get(rejection, (503, "overloaded")) if rejection else (
+            503, "overloaded")
+        return cls(reason, retry_after_s, status_code=status, code=code)
 
 
 class GenerationFailed(ServingError):

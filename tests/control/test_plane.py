@@ -10,7 +10,7 @@ from argus.control import policy as policy_module
 from argus.control.builtin import a100_sdxl, config_for_profile, profile_from_config
 from argus.control.plane import ControlPlane
 from argus.control.policy import Plan, Policy, make_policy, policy_names, register_policy
-from argus.types import Request, RequestStatus
+from argus.types import Rejection, Request, RequestStatus
 
 
 def request(plane: ControlPlane, now: float, sim: float | None = 0.99, **kw) -> Request:
@@ -75,6 +75,7 @@ def test_burst_degrades_queued_requests_before_rejecting():
     assert sum("re-levelled from full to fast" in (r.reason or "") for r in outcomes) >= 3
     rejected = [r for r in outcomes if r.status == RequestStatus.REJECTED]
     assert len(rejected) == 5 and all(r.reason.startswith("overloaded") for r in rejected)
+    assert {r.rejection for r in rejected} == {Rejection.OVERLOADED}
 
 
 class _NoDegrade(Policy):
@@ -119,6 +120,17 @@ def test_queue_full_rejects_with_reason():
     outcomes = [plane.admit(request(plane, 0.0), 0.0) for _ in range(3)]
     assert [r.status for r in outcomes[:2]] == [RequestStatus.QUEUED] * 2
     assert outcomes[2].status == RequestStatus.REJECTED and outcomes[2].reason == "queue full"
+    assert outcomes[2].rejection is Rejection.QUEUE_FULL
+
+
+def test_every_rejection_maps_to_one_http_status_and_code():
+    from argus.runtime.base import REJECTION_HTTP, Overloaded
+
+    assert set(REJECTION_HTTP) == set(Rejection)
+    assert REJECTION_HTTP[Rejection.QUEUE_FULL][0] == 429  # slow down
+    assert {REJECTION_HTTP[r][0] for r in (Rejection.OVERLOADED, Rejection.EXPIRED)} == {503}
+    error = Overloaded.of(Rejection.EXPIRED, "deadline passed while queued", 3.0)
+    assert (error.status_code, error.code, error.retry_after_s) == (503, "deadline_passed", 3.0)
 
 
 def test_no_request_vanishes_under_random_operations():
