@@ -2,6 +2,9 @@
 evaluation), writing one compact JSON and a markdown table per cluster size.
 
     .venv/bin/python scripts/evaluate_baselines.py --out docs/eval [--duration 600]
+    # a seed-noise subset (issue #13): writes results-8-subset-seed1.json
+    .venv/bin/python scripts/evaluate_baselines.py --out docs/eval --workers 8 --seed 1 \
+        --traces poisson,azure-llm-code --loads 1,2
 
 Loads are multiples of the full-quality capacity (every worker at the full level). The binned,
 diurnal traces (azure-functions: one day per minute; servegen: per 10 minutes) are compressed
@@ -25,7 +28,7 @@ LOADS = (0.5, 1.0, 2.0)
 WORKERS = (8, 64)
 KEPT = ("slo_violation_ratio", "mean_relative_quality", "goodput_rps", "quality_goodput_rps",
         "latency_p99_s", "oracle_share", "level_share", "variant_loads", "rejection_reasons",
-        "requests")
+        "requests", "served", "rejected", "unfinished")
 
 
 def main() -> None:
@@ -36,6 +39,10 @@ def main() -> None:
     parser.add_argument("--workers", default=",".join(map(str, WORKERS)),
                         help="cluster sizes to run, comma-separated (split the grid across "
                         "processes; each writes results-<sizes>.json unless all run)")
+    parser.add_argument("--traces", default=",".join(TRACE_NAMES),
+                        help="traces to run, comma-separated (default: all of TRACE_NAMES)")
+    parser.add_argument("--loads", default=",".join(map(str, LOADS)),
+                        help="loads (multiples of the full-quality capacity), comma-separated")
     parser.add_argument("--plots", default="azure-llm-conv:64:2.0,azure-llm-code:64:1.0,"
                         "azure-functions:8:2.0", help="trace:workers:load runs to plot")
     args = parser.parse_args()
@@ -43,11 +50,18 @@ def main() -> None:
     plotted = set(args.plots.split(","))
     rows = []
     sizes = tuple(int(w) for w in args.workers.split(","))
-    name = "results.json" if sizes == WORKERS else f"results-{'-'.join(map(str, sizes))}.json"
+    traces = tuple(args.traces.split(","))
+    loads = tuple(float(x) for x in args.loads.split(","))
+    unknown = [t for t in traces if t not in TRACE_NAMES]
+    if unknown:
+        parser.error(f"unknown traces {unknown}; known: {', '.join(TRACE_NAMES)}")
+    subset = traces != TRACE_NAMES or loads != LOADS
+    name = "results" if sizes == WORKERS and not subset else f"results-{'-'.join(map(str, sizes))}"
+    name += ("-subset" if subset else "") + (f"-seed{args.seed}" if args.seed else "") + ".json"
     for workers in sizes:
         capacity = full_quality_capacity("a100-sdxl", workers)
-        for trace in TRACE_NAMES:
-            for load in LOADS:
+        for trace in traces:
+            for load in loads:
                 started = time.perf_counter()
                 spec = SimulationSpec(trace=trace, rate=load * capacity, workers=workers,
                                       duration_s=args.duration, seed=args.seed,
@@ -62,6 +76,8 @@ def main() -> None:
                 rows.append({
                     "trace": trace, "workers": workers, "load": load,
                     "rate_rps": round(spec.rate or 0.0, 4), "compressed": spec.compress,
+                    "seed": args.seed, "duration_s": args.duration,
+                    "wall_s": round(time.perf_counter() - started, 1),
                     "policies": {
                         name: {k: p.get(k) for k in KEPT if k in p}
                         for name, p in results["policies"].items()
