@@ -166,6 +166,8 @@ class ControlPlane:
         self._stable_predictions = isinstance(self.predictor, ProfilePredictor) or getattr(
             self.predictor, "stable_outputs", False
         )
+        self._degrades = self.policy.degrade_queued
+        self._lowest = self.floor - self.tolerance
         overridden = type(self.policy).on_complete is not Policy.on_complete
         self._on_complete = self.policy.on_complete if overridden else None
         self._apply(self.policy.plan(0.0, self._demand(0.0, 0.0)))
@@ -213,14 +215,16 @@ class ControlPlane:
                                 Rejection.POLICY)
         if request.requested_steps is not None:
             level = self._within_request(request, level, best)
-        if level != best and self.policy.degrade_queued:
+        if level != best and self._degrades:
             level = self._upgrade_with_slack(request, level, best, now)
             # The plan routes classes; a prompt of the class may not tolerate the level.
-            if quality.get(table.names[level], 0.0) < self.lowest_quality(request):
+            lowest = self._lowest if floor is None else floor - self.tolerance
+            if quality.get(table.names[level], 0.0) < lowest:
                 level = best
         # Inline `finish_estimate` (the hot path).
         v = table.variant[level]
-        workers = self.workers.per_variant[v]
+        cluster = self.workers
+        workers = cluster.per_variant[v]
         if workers:
             service = table.service_s[level]
             batch = min(table.batch[level], queues.count[level] + request.n, len(service))
@@ -230,8 +234,8 @@ class ControlPlane:
                 tail = service[batch - 1]
             else:  # a request as wide as a batch (or wider) runs alone
                 tail = batch_time(service, request.n)
-            if self.workers.loading[v]:
-                backlog += self.workers.loading_s(v, now)
+            if cluster.loading[v]:
+                backlog += cluster.loading_s(v, now)
             finish = now + backlog / workers + tail * request.work_scale
         else:
             finish = self.finish_estimate(level, now, request.n, request.work_scale)
@@ -370,12 +374,13 @@ class ControlPlane:
             self.steps.override(request, level)
         request.level = self.table.names[level]
         self.queues.push(request, level)
-        self.releveler.note_queued(request, level)
+        if self.releveler.active:
+            self.releveler.note_queued(request, level)
 
     def _make_room(self, request: Request, level: int, now: float) -> int | None:
         """Degrade before drop (policies that opt in): re-level queued requests so that this one
         fits; the overload also asks for a re-plan now rather than at the period's end."""
-        if not self.policy.degrade_queued:
+        if not self._degrades:
             return None
         self._replan_soon(now)
         return self.releveler.make_room(request, level, now)
@@ -465,7 +470,7 @@ class ControlPlane:
         level = queues.earliest(self._variant_levels[v])
         if level < 0:
             return []
-        if self.policy.degrade_queued:
+        if self._degrades:
             level = self._rescue_heads(level, now, v)
         service = table.service_s[level]
         batch, expired, images = queues.take_batch(

@@ -68,6 +68,7 @@ class Releveler:
             for v in range(variants)
         ]
         self._moves: list[list[_Move] | None] = [None] * variants
+        self._active = 0
         self._order = itertools.count()
         self.moved = 0
         """Requests re-levelled so far (each move counts)."""
@@ -114,10 +115,16 @@ class Releveler:
             heapq.heappush(moves, (step[0], request.deadline_s, next(self._order), request,
                                    request.queue_seq, level, step[1]))
 
+    @property
+    def active(self) -> bool:
+        """Whether some variant is overloaded (queued requests are candidates)."""
+        return self._active > 0
+
     def _heap(self, variant: int) -> list[_Move]:
         moves = self._moves[variant]
         if moves is None:
             moves = self._moves[variant] = []
+            self._active += 1
             queues = self.queues
             for request in queues.queued():
                 level = queues.level_of(request.request_id)
@@ -130,6 +137,7 @@ class Releveler:
         for v, moves in enumerate(self._moves):
             if moves is not None and not self.queues.variant_count[v]:
                 self._moves[v] = None
+                self._active -= 1
 
     # ----------------------------------------------------------------- moves
     def make_room(self, request: Request, level: int, now: float) -> int | None:

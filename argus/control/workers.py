@@ -10,6 +10,8 @@ waits.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from argus.control.levels import LevelTable
@@ -35,6 +37,7 @@ class WorkerLevels:
         self._held = [table.variant[table.full]] * num_workers
         self._held_batch_s = [table.batch_time_s[table.full]] * num_workers
         self.loading: list[list[float]] = [[] for _ in table.load_time_s]
+        self._loading_sum = [0.0] * len(table.load_time_s)
         """Per variant: when each worker moved onto it will have loaded it (capacity that is
         still loading is not available: `loading_s`)."""
         self._count(0.0)
@@ -47,7 +50,9 @@ class WorkerLevels:
             v = variant[level]
             if v != self._held[worker]:
                 # It loads once its current batch is done (counted as a full batch).
-                self.loading[v].append(now + self._held_batch_s[worker] + load_time[v])
+                until = now + self._held_batch_s[worker] + load_time[v]
+                heapq.heappush(self.loading[v], until)
+                self._loading_sum[v] += until
                 self._held[worker] = v
             self._held_batch_s[worker] = table.batch_time_s[level]
         self.per_level = np.bincount(self.level, minlength=len(self.table))
@@ -56,12 +61,15 @@ class WorkerLevels:
             self.per_variant[self.table.variant[lv]] += int(n)
 
     def loading_s(self, variant: int, now: float) -> float:
-        """Worker-seconds of `variant`'s capacity still loading at `now`."""
+        """Worker-seconds of `variant`'s capacity still loading at `now` (O(1) amortised: a
+        heap of ready times and their running sum)."""
         pending = self.loading[variant]
+        while pending and pending[0] <= now:
+            self._loading_sum[variant] -= heapq.heappop(pending)
         if not pending:
+            self._loading_sum[variant] = 0.0
             return 0.0
-        pending[:] = [t for t in pending if t > now]
-        return sum(t - now for t in pending)
+        return self._loading_sum[variant] - len(pending) * now
 
     def assign(self, target: np.ndarray, now: float) -> bool:
         """Move workers to the plan's per-level counts; whether anything moved."""
