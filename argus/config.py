@@ -8,6 +8,7 @@ a message naming the offending field. Environment overrides are read here and no
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,16 @@ class LevelConfig(_Section):
 Level = LevelConfig
 
 
+class ApiKeyConfig(_Section):
+    """Who an API key (`server.api_keys`, by its SHA-256 digest) speaks for."""
+
+    tenant: str = Field(min_length=1, max_length=256)
+    """Its requests, images and cache entries belong to this tenant (the `user` field is then
+    only a label)."""
+    admin: bool = False
+    """May see every tenant's request ids in /v1/cluster and cancel any request."""
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -121,6 +132,35 @@ class ServerConfig(_Section):
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     """Largest request line plus headers (uvicorn `h11_max_incomplete_event_size`); past this
     the connection gets 400."""
+    max_job_s: float = Field(default=0.0, ge=0.0)
+    """Hard cap on one job's run time on a worker (variant loading excluded): past it the job is
+    aborted ("exceeded the job time limit") and its worker restarted if it does not stop; 0 =
+    4 x the SLO."""
+    max_size_factor: float = Field(default=2.0, gt=0.0)
+    """`size` may be at most this times the native resolution of the variants that may serve
+    the request, per side (and at most `max_size`): 64x64 on a 32 px model."""
+    api_keys: dict[str, ApiKeyConfig] = Field(default_factory=dict)
+    """SHA-256 hex digest of an API key (`argus hash-key KEY`) -> its tenant. Empty: no
+    authentication, the tenant is the request's `user` field. Set: every route but /health,
+    /ready and /metrics needs `Authorization: Bearer KEY` (else 401)."""
+    tenant_rate_rps: float = Field(default=0.0, ge=0.0)
+    """Per-tenant generation requests per second (token bucket; 429 + Retry-After past it);
+    0 = no limit."""
+    tenant_rate_burst: int = Field(default=0, ge=0)
+    """Bucket size of `tenant_rate_rps`; 0 = max(1, rate)."""
+    tenant_max_queued: int = Field(default=0, ge=0)
+    """Most generation requests one tenant may have queued or running (429 + Retry-After past
+    it); 0 = no limit."""
+
+    @model_validator(mode="after")
+    def _key_digests(self) -> ServerConfig:
+        for i, digest in enumerate(self.api_keys):
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):  # not echoed: it may be a raw key
+                raise ValueError(
+                    f"api_keys: entry {i} is not a SHA-256 hex digest (64 lowercase hex "
+                    "characters): list digests, not keys (`argus hash-key KEY` prints one)"
+                )
+        return self
 
 
 class ControlConfig(_Section):

@@ -20,6 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from argus import __version__
+from argus.api.auth import AuthGuard, TenantAuth, current_tenant
 from argus.api.edge import BodyGuard, EdgeRoute
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
@@ -39,6 +40,7 @@ from argus.engine.variants import is_random
 from argus.routing.service import BUDGET_HEADER, EdgeCloudRouter, annotate, budget_override
 from argus.runtime.base import (
     GenerationCancelledError,
+    InvalidGenerationInput,
     JobHandle,
     JobOutcome,
     Overloaded,
@@ -66,23 +68,25 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class ImageStore:
-    """PNGs behind `response_format: url`, kept for an hour (bounded, oldest dropped first)."""
+    """PNGs behind `response_format: url`, kept for an hour (bounded, oldest dropped first).
+    Each belongs to the tenant of the request that stored it (`auth.current_tenant`; None
+    without API keys): another tenant's is not found."""
 
     def __init__(self, capacity: int = IMAGE_STORE_SIZE, ttl_s: float = IMAGE_URL_TTL_S) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self._images: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._images: OrderedDict[str, tuple[float, bytes, str | None]] = OrderedDict()
 
     def put(self, png: bytes) -> str:
         image_id = uuid4().hex
-        self._images[image_id] = (time.monotonic() + self.ttl_s, png)
+        self._images[image_id] = (time.monotonic() + self.ttl_s, png, current_tenant())
         while len(self._images) > self.capacity:
             self._images.popitem(last=False)
         return image_id
 
     def get(self, image_id: str) -> bytes | None:
         entry = self._images.get(image_id)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < time.monotonic() or entry[2] != current_tenant():
             return None
         return entry[1]
 
@@ -115,6 +119,8 @@ class ImagesService:
         self.runtime = runtime
         self.metrics = Metrics()
         self.images = ImageStore()
+        self.auth = TenantAuth(config)
+        """API keys, request ownership and per-tenant limits (`argus.api.auth`)."""
         self.edge_cloud = EdgeCloudRouter.from_config(
             config.routing, registry=self.metrics.registry
         )
@@ -231,6 +237,8 @@ def _error_of(err: Exception) -> JSONResponse:
         return overloaded(err)
     if isinstance(err, GenerationCancelledError):
         return error_response(409, f"request was cancelled: {err}", code="cancelled")
+    if isinstance(err, InvalidGenerationInput):  # the engine could not take this input
+        return error_response(400, str(err), code="invalid_input")
     return error_response(503, str(err), code="generation_failed", retry_after_s=5)
 
 
@@ -253,6 +261,7 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="Argus", version=__version__, lifespan=lifespan)
     app.router.route_class = EdgeRoute
+    app.add_middleware(AuthGuard, auth=service.auth)  # inside BodyGuard: its limits come first
     app.add_middleware(
         BodyGuard, max_bytes=config.server.max_body_bytes, timeout_s=config.server.body_timeout_s
     )
@@ -296,12 +305,12 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
         },
     )
     async def generate(body: ImageGenerationBody, http: Request) -> Response:
-        spec = to_generation_request(body, service.config)
+        spec = service.auth.scoped(to_generation_request(body, service.config))
         from_cloud, route = await service.route_to_cloud(body, spec.tenant, http)
         if from_cloud is not None:
             return JSONResponse(from_cloud)
         try:
-            handle = await runtime.submit(spec)
+            handle = await service.auth.submit(runtime, spec)
         except Overloaded as err:
             service.metrics.ended("rejected", None)
             return overloaded(err)
@@ -329,7 +338,7 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
 
     @app.delete("/v1/images/generations/{request_id}", responses=_errors(404))
     async def cancel(request_id: str) -> Response:
-        if not await runtime.cancel(request_id):
+        if not service.auth.may_cancel(request_id) or not await runtime.cancel(request_id):
             return error_response(
                 404, f"no queued or running request {request_id!r}", "request_id", "not_found"
             )
@@ -371,7 +380,7 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
     async def ready() -> Response:
         if runtime.ready():
             return JSONResponse({"status": "ready"})
-        message = "no worker is ready yet (or the server is draining)"
+        message = runtime.not_ready_reason() or "no worker is ready yet (or draining)"
         body = error_body(503, message, code="not_ready")
         return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
@@ -381,7 +390,7 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
 
     @app.get("/v1/cluster")
     async def cluster() -> JSONResponse:
-        return JSONResponse(jsonable_encoder(runtime.snapshot()))
+        return JSONResponse(service.auth.visible(jsonable_encoder(runtime.snapshot())))
 
     @app.get("/v1/routing")
     async def routing() -> JSONResponse:

@@ -119,6 +119,18 @@ def _parse_size(size: str | None, config: ArgusConfig, variants: list[str]) -> t
                 f"size {size}: each side must be a multiple of {multiple} between "
                 f"{multiple} and {limit}",
             )
+    # A side's cost grows with its square: cap it near what the model was made (and profiled)
+    # for, so one request cannot hold a worker for minutes.
+    native = min(config.variant(v).resolution for v in variants)
+    factor = config.server.max_size_factor
+    cap = int(native * factor)
+    if max(width, height) > cap:
+        which = variants[0] if len(variants) == 1 else "the variants that may serve it"
+        raise InvalidField(
+            "size",
+            f"size {size} is too large: each side may be at most {cap} px, {factor:g} x the "
+            f"{native} px native resolution of {which} (server.max_size_factor)",
+        )
     return width, height
 
 

@@ -115,7 +115,13 @@ class Overloaded(ServingError):
 
 
 class GenerationFailed(ServingError):
-    """Admitted but not served (e.g. its worker crashed twice)."""
+    """Admitted but not served (e.g. its worker crashed twice, or it ran past the job time
+    limit)."""
+
+
+class InvalidGenerationInput(GenerationFailed):
+    """The engine rejected this request's own input while its batch-mates were served (e.g. a
+    prompt the tokenizer cannot take): the API answers 400, a retry would fail the same way."""
 
 
 class GenerationCancelledError(ServingError):
@@ -162,6 +168,10 @@ class Runtime(ABC):
     @abstractmethod
     def ready(self) -> bool:
         """True when at least one worker can take work and the runtime is not draining."""
+
+    def not_ready_reason(self) -> str | None:
+        """Why `ready` is false, in words for the /ready body (None when ready)."""
+        return None if self.ready() else "no worker is ready yet (or the server is draining)"
 
     @abstractmethod
     def snapshot(self) -> dict[str, Any]:

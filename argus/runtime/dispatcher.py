@@ -5,6 +5,10 @@ queues -> `next_batch` for an idle worker -> complete / requeue / cancel; `tick`
 period; `worker_level` says which variant a worker must hold); this module only moves requests
 and events between the plane, the `WorkerPool` and the API's `JobHandle`s.
 
+Bounded cost: a queued request expires at its deadline on a timer, a job past `server.max_job_s`
+is aborted (its worker restarted if it does not stop), errors name the watchdog's restarts, and
+`ready` is false while no worker can serve (`argus.runtime.health`).
+
 NOTE: worker events arrive on the pool's thread and are handed to the loop with
 `call_soon_threadsafe`, so no lock guards dispatcher state.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,11 +31,22 @@ from argus.runtime.base import (
     GenerationCancelledError,
     GenerationFailed,
     GenerationRequest,
+    InvalidGenerationInput,
     JobHandle,
     JobOutcome,
     Overloaded,
     ProgressUpdate,
     Runtime,
+)
+from argus.runtime.health import (
+    JOB_LIMIT_SLOS,
+    JOB_STOP_GRACE_S,
+    WorkerState,
+    failed_reason,
+    not_ready_reason,
+    stall_reason,
+    time_limit_reason,
+    unstoppable_reason,
 )
 from argus.runtime.messages import (
     BatchFinished,
@@ -48,12 +64,14 @@ from argus.runtime.messages import (
     WorkerReady,
 )
 from argus.runtime.pool import WorkerPool
-from argus.types import Request, RequestStatus
+from argus.runtime.worker import JobInputRejected
+from argus.types import Rejection, Request, RequestStatus
 
 log = logging.getLogger("argus.runtime")
 
 PUMP_PERIOD_S = 0.25
 """How often the plane is ticked and idle workers are offered work without any event."""
+EXPIRED = "deadline passed while queued"
 
 
 class CacheHook(Protocol):
@@ -94,21 +112,8 @@ class _Entry:
     job: Job | None = None
     cache: CacheInfo = field(default_factory=CacheInfo)
     dispatched_s: float | None = None
-
-
-@dataclass
-class _WorkerState:
-    ready: bool = False
-    batch_id: int | None = None
-    """The batch it runs now; None = idle."""
-    variant: str | None = None
-    """Variant loaded, or asked to preload."""
-    loaded: str | None = None
-    """Variant known to be loaded (the worker reported it)."""
-    request_ids: set[str] = field(default_factory=set)
-    restarts: int = 0
-    last_heard_s: float = 0.0
-    """When it last sent an event (for the stall watchdog)."""
+    failures: list[str] = field(default_factory=list)
+    """Why each worker that ran it died (the error names them if it fails for good)."""
 
 
 class Dispatcher(Runtime):
@@ -130,7 +135,7 @@ class Dispatcher(Runtime):
         self.cache: CacheHook = cache or NoCache()
         self.max_batch = max_batch or config.server.max_batch
         self._entries: dict[str, _Entry] = {}
-        self._workers = {w: _WorkerState() for w in range(pool.num_workers)}
+        self._workers = {w: WorkerState() for w in range(pool.num_workers)}
         self._batch_ids = iter(range(1, 1 << 62))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task | None = None
@@ -140,6 +145,8 @@ class Dispatcher(Runtime):
         self._serving = asyncio.Event()
         """Set once a worker has its variant loaded: until then requests wait at the door."""
         self.worker_deaths = 0
+        self.max_job_s = config.server.max_job_s or JOB_LIMIT_SLOS * self._slo_s()
+        self.job_stop_grace_s = JOB_STOP_GRACE_S + 0.1 * self.max_job_s
 
     # -- Runtime interface ------------------------------------------------------------------
 
@@ -207,7 +214,13 @@ class Dispatcher(Runtime):
             ) from None
 
     def ready(self) -> bool:
-        return not self._draining and any(w.ready and w.loaded for w in self._workers.values())
+        return self.not_ready_reason() is None
+
+    def not_ready_reason(self) -> str | None:
+        if self._draining:
+            return "the server is shutting down (draining)"
+        hung_after_s = min(self.config.server.worker_stall_s, self._slo_s())
+        return not_ready_reason(self._workers, time.monotonic(), hung_after_s)
 
     def queue_lengths(self) -> dict[str, int]:
         return dict(self.plane.snapshot()["queue_lengths"])
@@ -222,6 +235,7 @@ class Dispatcher(Runtime):
             "workers": {
                 w: {
                     "ready": s.ready,
+                    "stopped": s.stopped,
                     "busy": s.batch_id is not None,
                     "variant": s.loaded,
                     "running": sorted(s.request_ids),
@@ -263,22 +277,94 @@ class Dispatcher(Runtime):
 
     def _rejection(self, request: Request) -> Overloaded:
         reason = request.reason or "rejected by admission control"
-        status = 429 if "queue full" in reason else 503
-        return Overloaded(reason, retry_after_s=self._retry_after_s(), status_code=status)
+        return Overloaded.of(request.rejection, reason, self._retry_after_s())
 
     def _retry_after_s(self) -> float:
-        """About one SLO: by then the queue has turned over."""
-        return max(1.0, min(60.0, self._slo_s()))
+        """When the queued work will have drained (the plane's queued worker-seconds over its
+        workers), within 1-60 s."""
+        plane = self.plane
+        queued_s = sum(plane.queues.work_s) / max(1, plane.num_workers)
+        return max(1.0, min(60.0, queued_s))
 
     async def _tick_forever(self) -> None:
+        pause_s = PUMP_PERIOD_S
         while True:
-            await asyncio.sleep(PUMP_PERIOD_S)
+            await asyncio.sleep(pause_s)
+            pause_s = PUMP_PERIOD_S
             try:
-                self.plane.tick(time.monotonic())
-                self._restart_stalled()
+                now = time.monotonic()
+                self.plane.tick(now)
+                self._watch_workers(now)
+                # wake again at the next queued request's deadline if that comes sooner
+                pause_s = max(0.02, min(PUMP_PERIOD_S, self._expire_queued(now) - now))
                 self._pump()
             except Exception:  # a planning bug must not stop serving
                 log.exception("dispatcher tick failed")
+
+    # -- Bounded cost -----------------------------------------------------------------------
+
+    def _expire_queued(self, now: float) -> float:
+        """Answer queued requests past their deadline (x the policy's `expire_after_slo`) with
+        503, even when no worker asks for work (all busy, stopped or hung); returns when the
+        next one expires."""
+        expire_after, upcoming = self.plane.policy.expire_after_slo, math.inf
+        if expire_after is None:
+            return upcoming
+        for entry in list(self._entries.values()):
+            request = entry.request
+            if entry.worker_id is not None or request.status != RequestStatus.QUEUED:
+                continue
+            expires_s = request.arrival_s + expire_after * (request.deadline_s - request.arrival_s)
+            if now < expires_s:
+                upcoming = min(upcoming, expires_s)
+                continue
+            reason = f"{EXPIRED} (no worker took it within {now - request.arrival_s:.1f} s)"
+            error = Overloaded.of(Rejection.EXPIRED, reason, self._retry_after_s())
+            self._abort(entry, now, error, RequestStatus.REJECTED)
+        return upcoming
+
+    def _abort(self, entry: _Entry, now: float, error: Exception, status: RequestStatus) -> None:
+        """End a request the runtime gives up on (expired, over its time limit), plane too."""
+        self.plane.abort(entry.request, now, str(error), status)
+        self._entries.pop(entry.request.request_id, None)
+        entry.handle.finish(error=error)
+
+    def _watch_workers(self, now: float) -> None:
+        """Note suspended workers (for `ready`); enforce the job time limit; restart a busy
+        worker silent for `worker_stall_s` as hung (a crash would have been noticed; its death
+        then requeues its requests). Loading a variant is silent and off both clocks."""
+        stopped = self.pool.stopped_workers()
+        stall_s = self.config.server.worker_stall_s
+        for worker_id, state in self._workers.items():
+            state.stopped = worker_id in stopped
+            if state.batch_id is None or state.loading:
+                continue
+            if now - state.run_since_s > self.max_job_s:
+                self._abort_overdue(worker_id, state, now)
+            if state.overdue_s is not None and now - state.overdue_s > self.job_stop_grace_s:
+                log.error("worker %d did not stop an overdue job; restarting it", worker_id)
+                state.overdue_s = None  # once
+                state.kill_reason = unstoppable_reason(self.job_stop_grace_s)
+                self.pool.restart(worker_id)
+            elif now - state.last_heard_s > stall_s:
+                log.error("worker %d silent for %.0f s, busy: restarting it", worker_id, stall_s)
+                state.last_heard_s = now  # once per stall
+                state.kill_reason = stall_reason(stall_s)
+                self.pool.restart(worker_id)
+
+    def _abort_overdue(self, worker_id: int, state: WorkerState, now: float) -> None:
+        """Its batch ran past `max_job_s`: abort those jobs (cancelled on the worker too)."""
+        over = [e for rid in sorted(state.request_ids) if (e := self._entries.get(rid))
+                and e.worker_id == worker_id]
+        if not over:
+            return
+        reason = time_limit_reason(now - state.run_since_s, self.max_job_s)
+        log.warning("worker %d: %d job(s) %s", worker_id, len(over), reason)
+        self.pool.send(worker_id, CancelJobs(tuple(e.request.request_id for e in over)))
+        for entry in over:
+            self._abort(entry, now, GenerationFailed(reason), RequestStatus.FAILED)
+        if state.overdue_s is None:
+            state.overdue_s = now
 
     def _pump(self) -> None:
         """Offer work to every idle worker; settle requests the plane rejected meanwhile."""
@@ -294,26 +380,13 @@ class Dispatcher(Runtime):
                 self._preload(worker_id, state)
         self._settle_rejected()
 
-    def _restart_stalled(self) -> None:
-        """A busy worker that has said nothing for `worker_stall_s` is hung (a crash would
-        have been noticed): restart it; its death then requeues its requests. Loading a
-        variant is silent, so the clock runs only once the batch's variant is loaded."""
-        limit = self.config.server.worker_stall_s
-        now = time.monotonic()
-        for worker_id, state in self._workers.items():
-            loading = state.loaded != state.variant
-            if state.batch_id is not None and not loading and now - state.last_heard_s > limit:
-                log.error("worker %d silent for %.0f s while busy; restarting it", worker_id, limit)
-                state.last_heard_s = now  # once per stall
-                self.pool.restart(worker_id)
-
-    def _preload(self, worker_id: int, state: _WorkerState) -> None:
+    def _preload(self, worker_id: int, state: WorkerState) -> None:
         variant = self.config.level(self.plane.worker_level(worker_id)).variant
         if variant != state.variant:
             state.variant = variant
             self.pool.send(worker_id, LoadVariant(variant))
 
-    def _run(self, worker_id: int, state: _WorkerState, batch: list[Request], now: float) -> None:
+    def _run(self, worker_id: int, state: WorkerState, batch: list[Request], now: float) -> None:
         jobs = []
         variant = None
         for request in batch:
@@ -329,7 +402,8 @@ class Dispatcher(Runtime):
         if not jobs or variant is None:
             return
         state.batch_id = next(self._batch_ids)
-        state.last_heard_s = now
+        state.last_heard_s = state.run_since_s = now
+        state.overdue_s = None
         state.variant = variant
         state.request_ids = {job.request_id for job in jobs}
         self.pool.send(worker_id, RunBatch(state.batch_id, variant, tuple(jobs)))
@@ -358,7 +432,10 @@ class Dispatcher(Runtime):
             if entry is None:
                 continue
             if request.status == RequestStatus.FAILED:
-                error: Exception = GenerationFailed(request.reason or "generation failed")
+                reason = request.reason or "generation failed"
+                if entry.failures:  # the real causes, not the plane's guess
+                    reason = failed_reason(entry.failures)
+                error: Exception = GenerationFailed(reason)
             else:
                 error = self._rejection(request)
             entry.worker_id = None  # the plane has already let go of it
@@ -395,12 +472,15 @@ class Dispatcher(Runtime):
                 self._on_done(event)
             case JobCancelled():
                 self._on_stopped(event.request_id, GenerationCancelledError("cancelled"))
+            case JobInputRejected():
+                self._on_stopped(event.request_id, InvalidGenerationInput(event.error))
             case JobFailed():
                 self._on_stopped(event.request_id, GenerationFailed(event.error))
             case BatchFinished():
                 state = self._workers[event.worker_id]
                 if state.batch_id == event.batch_id:
                     state.batch_id, state.request_ids = None, set()
+                    state.overdue_s = None
             case WorkerReady():
                 state = self._workers[event.worker_id]
                 state.ready, state.batch_id = True, None
@@ -408,9 +488,10 @@ class Dispatcher(Runtime):
             case VariantLoaded():
                 state = self._workers[event.worker_id]
                 state.variant = state.loaded = event.variant
+                state.run_since_s = time.monotonic()  # a batch's clock starts once loaded
                 self._serving.set()
             case WorkerDied():
-                self._on_worker_died(event.worker_id)
+                self._on_worker_died(event)
 
     def _on_done(self, done: JobDone) -> None:
         entry = self._entries.get(done.request_id)
@@ -485,19 +566,21 @@ class Dispatcher(Runtime):
         self._entries.pop(request.request_id, None)
         entry.handle.finish(error=error)
 
-    def _on_worker_died(self, worker_id: int) -> None:
-        """Its requests go back to the plane, which retries each once and then fails it."""
+    def _on_worker_died(self, event: WorkerDied) -> None:
+        """Its requests go back to the plane, which retries each once and then fails it (with
+        the causes, e.g. the stall watchdog's restart, as the error)."""
+        worker_id = event.worker_id
         state = self._workers[worker_id]
         self.worker_deaths += 1
-        state.ready, state.batch_id = False, None
-        state.variant = state.loaded = None
-        state.restarts += 1
+        cause = state.kill_reason or f"its worker died (exit code {event.exitcode})"
+        state.died()
         now = time.monotonic()
         for request_id in sorted(state.request_ids):
             entry = self._entries.get(request_id)
             if entry is not None and entry.worker_id == worker_id:
                 log.warning("worker %d died while running %s; requeueing", worker_id, request_id)
                 entry.worker_id = None
+                entry.failures.append(cause)
                 self.plane.requeue(entry.request, now)
         state.request_ids = set()
 

@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 from argus.config import ArgusConfig
 from argus.runtime.messages import (
@@ -81,6 +82,11 @@ class WorkerPool(ABC):
         """Worker id -> where it runs (e.g. node id, node address, device), for monitoring;
         empty where the backend has nothing to add (all local workers share this machine)."""
         return {}
+
+    def stopped_workers(self) -> set[int]:
+        """Workers alive but suspended (e.g. SIGSTOP): they cannot serve, and an idle one sends
+        nothing a watchdog could miss. Empty where the backend cannot tell."""
+        return set()
 
 
 class Restarter:
@@ -180,6 +186,9 @@ class LocalWorkerPool(WorkerPool):
             for w in range(self.num_workers)
         }
 
+    def stopped_workers(self) -> set[int]:
+        return {w for w, pid in self.pids().items() if pid and process_state(pid) in ("T", "t")}
+
     def _read_loop(self) -> None:
         while not self._stopping.is_set():
             with self._lock:
@@ -225,6 +234,17 @@ class LocalWorkerPool(WorkerPool):
                 proc.join(timeout=2.0)
         for conn in conns.values():
             conn.close()
+
+
+def process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of a process (R, S, D, T stopped, t traced, Z, ...) from
+    /proc; None where there is no /proc (not Linux) or no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and ")"
+    return fields[0] if fields else None
 
 
 POOLS: dict[str, type[WorkerPool]] = {"local": LocalWorkerPool}

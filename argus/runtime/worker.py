@@ -4,6 +4,11 @@ Runs in its own process (local pool) or Ray actor (`argus.runtime.ray_pool`): `W
 transport-free; `worker_process_main` binds it to a pipe, the Ray actor to its inbox. Torch's
 thread count is set before torch is imported, since oversubscribed threads make CPU diffusion
 20-35x slower.
+
+Failure isolation: an engine batch that raises is re-run one job at a time, so one request the
+engine cannot take (say a prompt its tokenizer rejects) fails alone and its batch-mates are
+answered; a job that fails alone with an input-type error is reported as `JobInputRejected`
+(the API answers 400), any other as `JobFailed`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from argus.runtime.messages import (
@@ -44,6 +50,27 @@ if TYPE_CHECKING:
 Emit = Callable[[WorkerEvent], None]
 PollCancels = Callable[[], set[str]]
 """Returns request ids cancelled since the last call (checked between steps)."""
+
+INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError)
+"""Errors of a job that fails on its own that blame its input (a tokenizer that rejects the
+prompt raises TypeError, a bad shape ValueError); anything else (RuntimeError: out of memory, a
+device error) is the server's."""
+
+
+@dataclass(frozen=True)
+class JobInputRejected(JobFailed):
+    """A `JobFailed` whose cause is the request's own input: the engine rejected it while its
+    batch-mates ran (400-class, not worth a retry)."""
+
+
+def failure_event(worker_id: int, request_id: str, err: Exception) -> JobFailed:
+    """The event for a job that failed on its own, naming the error."""
+    what = f"{type(err).__name__}: {err}"
+    if isinstance(err, INPUT_ERRORS):
+        return JobInputRejected(
+            worker_id, request_id, f"the engine rejected this request's input ({what})"
+        )
+    return JobFailed(worker_id, request_id, f"generation failed ({what})")
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -128,12 +155,17 @@ class Worker:
         emit: Emit,
         poll_cancels: PollCancels,
         cancelled: set[str],
+        reported: dict[str, int] | None = None,
     ) -> None:
+        """One engine call for `jobs`; if it raises, each job runs again alone (once), so only
+        the one(s) at fault fail. `reported`: the last step each request's progress showed (a
+        re-run does not show steps again)."""
         from argus.engine.generate import GenerationCancelled, generate
 
         ids = tuple(j.request_id for j in jobs)
         specs = [spec for job in jobs for spec in job_specs(job)]
         emit, on_preview = with_previews(jobs, emit)  # x0 previews ride on Progress events
+        shown = {} if reported is None else reported
         last_step = 0
 
         def on_step(step: int, total: int) -> bool:
@@ -141,8 +173,10 @@ class Worker:
             last_step = step
             cancelled.update(poll_cancels())
             live = tuple(i for i in ids if i not in cancelled)
-            if live:
-                emit(Progress(self.worker_id, live, step, total))
+            fresh = tuple(i for i in live if step > shown.get(i, 0))
+            if fresh:
+                shown.update(dict.fromkeys(fresh, step))
+                emit(Progress(self.worker_id, fresh, step, total))
             return bool(live)  # stop only when every request of the group is cancelled
 
         try:
@@ -153,8 +187,16 @@ class Worker:
             return
         except Exception as err:
             traceback.print_exc()
-            for request_id in ids:
-                emit(JobFailed(self.worker_id, request_id, f"generation failed: {err}"))
+            if len(jobs) == 1 or reported is not None:
+                for request_id in ids:
+                    emit(failure_event(self.worker_id, request_id, err))
+                return
+            for job in jobs:  # find the culprit: every job alone, once
+                cancelled.update(poll_cancels())
+                if job.request_id in cancelled:
+                    emit(JobCancelled(self.worker_id, job.request_id, last_step))
+                else:
+                    self._run_group(pipe, [job], emit, poll_cancels, cancelled, shown)
             return
         self._emit_results(jobs, results, emit, cancelled, last_step)
 

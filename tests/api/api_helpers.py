@@ -13,8 +13,10 @@ from argus.defaults import RANDOM_FAMILY
 
 def api_config(**server: object) -> ArgusConfig:
     """The random-weight stand-in family (fixed, whatever the shipped default becomes), one
-    worker with one thread, a small queue."""
-    settings = {"workers": 1, "threads_per_worker": 1, "queue_capacity": 2, "slo_s": 120.0}
+    worker with one thread, a small queue; sizes up to 4x the 32 px native one (the slow test
+    requests are 128x128)."""
+    settings = {"workers": 1, "threads_per_worker": 1, "queue_capacity": 2, "slo_s": 120.0,
+                "max_size_factor": 4.0}
     settings.update(server)
     return parse_config({**RANDOM_FAMILY, "server": settings})
 
