@@ -549,20 +549,12 @@ class Dispatcher(Runtime):
         error: Exception,
         status: RequestStatus = RequestStatus.CANCELLED,
     ) -> None:
-        """End a request that was not served; a running one is released from the plane.
-
-        NOTE: the plane has no abort, so a running request is released through `complete` (it
-        then counts as completed there) and removed again if the policy re-queued it.
-        """
+        """End a request that was not served: the plane's `abort` releases it (a queued one
+        leaves its queue, a running one its worker time; it does not count as completed and no
+        policy hook runs). One the plane already let go of (rejected, expired) is left as is."""
         request = entry.request
-        if entry.worker_id is not None:
-            self.plane.complete(request, time.monotonic())
-            if request.status == RequestStatus.QUEUED:
-                self.plane.cancel(request.request_id)
-            request.status = status
-            request.reason = request.reason or str(error)
-        else:  # still queued (no-op if the plane already let go of it)
-            self.plane.cancel(request.request_id)
+        if request.status in (RequestStatus.QUEUED, RequestStatus.RUNNING):
+            self.plane.abort(request, time.monotonic(), request.reason or str(error), status)
         self._entries.pop(request.request_id, None)
         entry.handle.finish(error=error)
 
