@@ -9,6 +9,7 @@ solved once on those. Besides the simulate fields, every policy gets
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -67,30 +68,61 @@ def quality_goodput(record: RunRecord, duration_s: float) -> float:
     return float(np.nansum(record.quality[met]) / duration_s)
 
 
+@dataclass
+class PolicyRun:
+    """One policy's run, as `run_policy` returns it (small enough to ship from a Ray task):
+    its summary, its per-request record, the level names and, if asked, the oracle bound."""
+
+    name: str
+    summary: dict
+    record: RunRecord
+    level_names: tuple[str, ...]
+    oracle: OracleBound | None = None
+
+
+def run_policy(spec: SimulationSpec, name: str, with_oracle: bool = False) -> PolicyRun:
+    """`spec` under policy `name`; with the oracle bound of its arrivals and prompts (the same
+    for every policy of a spec) when `with_oracle`, so no simulator has to leave this call."""
+    runs: list[tuple[Simulator, RunRecord]] = []
+    summary, wall = simulate(replace(spec, policy=name), on_record=lambda s, r: runs.append((s, r)))
+    sim, record = runs.pop()
+    summary["quality_goodput_rps"] = round(quality_goodput(record, spec.duration_s), 4)
+    summary["wall_s"] = round(wall, 3)
+    oracle = oracle_for(sim, spec.duration_s) if with_oracle else None
+    return PolicyRun(name, summary, record, sim.plane.table.names, oracle)
+
+
+Runner = Callable[[Callable[..., PolicyRun], list[tuple]], Iterable[PolicyRun]]
+"""Calls `fn(*args)` for each args tuple and yields the results in order: `local_map` here,
+`argus.baselines.ray_runner.ray_map` on a Ray cluster (one task per call)."""
+
+
+def local_map(fn: Callable[..., PolicyRun], calls: list[tuple]) -> Iterator[PolicyRun]:
+    return (fn(*args) for args in calls)
+
+
 def compare(
     spec: SimulationSpec, policies: tuple[str, ...] = DEFAULT_POLICIES, with_oracle: bool = True,
-    log: bool = False,
+    log: bool = False, runner: Runner = local_map,
 ) -> Comparison:
+    """Every policy on `spec`; `runner` decides where each `run_policy` call runs (the first
+    one also computes the oracle)."""
     result = Comparison(spec, full_quality_capacity(spec.profile, spec.workers))
-    first: list[Simulator] = []
-    runs: list[tuple[Simulator, RunRecord]] = []
-    for name in policies:
-        summary, wall = simulate(replace(spec, policy=name),
-                                 on_record=lambda s, r: runs.append((s, r)))
-        sim, record = runs.pop()
-        if first and not np.array_equal(first[0].trace.arrival_s, sim.trace.arrival_s):
-            raise RuntimeError(f"policy {name} saw different arrivals")  # a seeding bug
-        if not first:
-            first.append(sim)
-            result.level_names = sim.plane.table.names
-        summary["quality_goodput_rps"] = round(quality_goodput(record, spec.duration_s), 4)
-        summary["wall_s"] = round(wall, 3)
-        result.summaries[name] = summary
-        result.records[name] = record
+    calls = [(spec, name, with_oracle and i == 0) for i, name in enumerate(policies)]
+    first: RunRecord | None = None
+    for run in runner(run_policy, calls):
+        if first is not None and not np.array_equal(first.arrival, run.record.arrival):
+            raise RuntimeError(f"policy {run.name} saw different arrivals")  # a seeding bug
+        if first is None:
+            first = run.record
+            result.level_names = run.level_names
+        result.oracle = result.oracle or run.oracle
+        result.summaries[run.name] = run.summary
+        result.records[run.name] = run.record
         if log:
-            print(f"  {name}: {summary['requests']} requests in {wall:.1f} s", flush=True)
-    if with_oracle and first:
-        result.oracle = oracle_for(first[0], spec.duration_s)
+            print(f"  {run.name}: {run.summary['requests']} requests in "
+                  f"{run.summary['wall_s']:.1f} s", flush=True)
+    if result.oracle is not None:
         bound = result.oracle.quality_goodput_rps
         for summary in result.summaries.values():
             share = summary["quality_goodput_rps"] / bound if bound > 0 else None

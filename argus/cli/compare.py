@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="squeeze the whole trace's shape into the duration")
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle LP")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--ray", action="store_true",
+                        help="run each policy's simulation as a Ray task (pip install "
+                             "-e '.[ray]'); same results as a local run")
+    parser.add_argument("--ray-address", default="",
+                        help="with --ray: the cluster to join (auto, host:6379, "
+                             "ray://host:10001; default: start a new local Ray)")
     parser.set_defaults(func=run)
 
 
@@ -52,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(policies) - set(policy_names()))
     if unknown or not policies:
         raise ValueError(f"--policies: unknown {unknown}; known: {', '.join(policy_names())}")
+    if args.ray_address and not args.ray:
+        raise ValueError("--ray-address needs --ray")
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
     for flag in ("rate", "load"):
@@ -65,7 +73,13 @@ def run(args: argparse.Namespace) -> int:
         trace=args.trace, rate=rate, workers=args.workers, profile=args.profile,
         duration_s=args.duration, seed=args.seed, compress=args.compress,
     )
-    comparison = compare(spec, policies, with_oracle=not args.no_oracle)
+    if args.ray:
+        from argus.baselines.ray_runner import ray_connection, ray_map
+
+        with ray_connection(args.ray_address):
+            comparison = compare(spec, policies, with_oracle=not args.no_oracle, runner=ray_map)
+    else:
+        comparison = compare(spec, policies, with_oracle=not args.no_oracle)
     results = comparison.results()
     print(format_table(results))
     args.out.mkdir(parents=True, exist_ok=True)
