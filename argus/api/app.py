@@ -17,10 +17,10 @@ from uuid import uuid4
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from argus import __version__
-from argus.api.auth import AuthGuard, TenantAuth, current_tenant
+from argus.api.auth import PUBLIC_PATHS, AuthGuard, TenantAuth, current_tenant
 from argus.api.edge import BodyGuard, EdgeRoute
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
@@ -32,6 +32,7 @@ from argus.api.schemas import (
     ErrorResponse,
     ImageGenerationBody,
     InvalidField,
+    body_schema_limits,
     to_generation_request,
 )
 from argus.api.streaming import ImageStream
@@ -53,6 +54,7 @@ IMAGE_URL_TTL_S = 3600.0
 IMAGE_STORE_SIZE = 256
 STATUS_MEANING = {
     400: "invalid request (the error's `param` names the field)",
+    401: "no valid API key (`Authorization: Bearer KEY`, keys in `server.api_keys`)",
     404: "not found",
     408: "the request body did not arrive within `server.body_timeout_s`",
     409: "cancelled (DELETE or client disconnect)",
@@ -269,13 +271,15 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
     install_error_handlers(app)
     _add_image_routes(app, service)
     _add_ops_routes(app, service)
-    _declare_sent_statuses(app)
+    _declare_sent_statuses(app, config)
     return app
 
 
-def _declare_sent_statuses(app: FastAPI) -> None:
-    """The spec lists the statuses the routes send: FastAPI's automatic 422 is dropped (bad
-    input is a 400, declared per route with the error schema)."""
+def _declare_sent_statuses(app: FastAPI, config: ArgusConfig) -> None:
+    """The spec says what the routes send and take: FastAPI's automatic 422 is dropped (bad
+    input is a 400, declared per route with the error schema); the request body carries this
+    deployment's limits (`schemas.body_schema_limits`) and no unknown fields; with API keys,
+    Bearer auth and its 401 on every route but `auth.PUBLIC_PATHS`."""
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -287,10 +291,41 @@ def _declare_sent_statuses(app: FastAPI) -> None:
             schemas = spec.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(unused, None)
+            body = schemas["ImageGenerationBody"]
+            body["additionalProperties"] = False
+            for name, limits in body_schema_limits(config).items():
+                _constrain(body["properties"][name], limits)
+            if config.server.api_keys:
+                _declare_auth(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _constrain(field: dict[str, Any], limits: dict[str, object]) -> None:
+    """Add `limits` to a field's schema (to its non-null branch when it is nullable)."""
+    branches = [b for b in field.get("anyOf", [field]) if b.get("type") != "null"]
+    for branch in branches:
+        branch.update(limits)
+
+
+def _declare_auth(spec: dict[str, Any]) -> None:
+    """Bearer auth and its 401 (the `ErrorResponse` schema is there: routes declare errors)."""
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "an API key listed (by digest) in server.api_keys"}
+    }
+    for path, operations in spec.get("paths", {}).items():
+        if path in PUBLIC_PATHS:
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"bearer": []}]
+            operation.setdefault("responses", {})["401"] = {
+                "description": STATUS_MEANING[401],
+                "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+            }
 
 
 def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
@@ -346,7 +381,11 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
 
     @app.get(
         "/v1/images/files/{image_id}.{ext}",
-        responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}, **_errors(404)},
+        response_class=Response,
+        responses={
+            200: {"description": "the image", "content": {t: {} for t in MEDIA_TYPES.values()}},
+            **_errors(404),
+        },
     )
     async def image_file(image_id: str, ext: str) -> Response:
         image = service.images.get(image_id)
@@ -384,7 +423,7 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
         body = error_body(503, message, code="not_ready")
         return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(service.metrics.render(runtime), media_type="text/plain; version=0.0.4")
 

@@ -24,9 +24,11 @@ MAX_SEED = 2**32 - 1
 MEDIUM_FLOOR = 0.8
 LOW_FLOOR = 0.6
 """`quality: medium|low` lower the predicted-quality floor to at most these."""
-SIZE_PATTERN = re.compile(r"([0-9]{1,6})[xX]([0-9]{1,6})")
-"""WIDTHxHEIGHT in ASCII digits (`int()` alone would take `３２`, ` 32` and `3_2`)."""
-FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+SIZE_PATTERN = re.compile(r"([1-9][0-9]{0,5})[xX]([1-9][0-9]{0,5})")
+"""WIDTHxHEIGHT in ASCII digits without leading zeros (`int()` alone would take `３２`, ` 32`,
+`3_2` and `032`)."""
+CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+FORBIDDEN_CHARS = re.compile(f"[{CONTROL_CHARS}\\ud800-\\udfff]")
 """Control characters (tab, newline and carriage return aside) and lone surrogates, which
 cannot be encoded as UTF-8 and fail the tokenizer (and with it the worker's whole batch)."""
 TEXT_FIELDS = ("prompt", "negative_prompt", "user", "model", "safety_identifier")
@@ -38,7 +40,7 @@ MAX_PARTIAL_IMAGES = 3
 class ImageGenerationBody(BaseModel):
     """OpenAI Images API fields plus diffusers-named extensions. OpenAI's optional hints
     (`HINT_FIELDS`: moderation, style, safety_identifier, complexity) are accepted and ignored;
-    any other field is a 400 naming it."""
+    any other field is a 400 naming it. Integer fields take integers only (`2`, not `2.0`)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -233,3 +235,42 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
         tenant=body.user or "default",
         partial_images=partial_images,
     )
+
+
+def _sides(config: ArgusConfig) -> list[int]:
+    """The image sides `size` takes whatever the model: multiples of every variant's size
+    multiple, up to `server.max_size` and the `max_size_factor` cap of the smallest native
+    resolution (a pinned variant may take more)."""
+    variants = config.variants
+    multiple = math.lcm(*(size_multiple(v) for v in variants))
+    cap = int(min(v.resolution for v in variants) * config.server.max_size_factor)
+    return list(range(multiple, min(config.server.max_size, cap) + 1, multiple))
+
+
+def body_schema_limits(config: ArgusConfig) -> dict[str, dict[str, object]]:
+    """JSON Schema keywords per body field for what `to_generation_request` checks against this
+    deployment (the OpenAPI document's request body, so that a body it describes is served and
+    one it does not is a 400): ranges, model names, text without control characters, sizes any
+    model takes. Lone surrogates (refused too) have no portable pattern; `background:
+    transparent` is left out of the enum since every Argus model draws opaque images."""
+    server = config.server
+    sides = "|".join(str(side) for side in _sides(config))
+    size = f"^(auto|({sides})[xX]({sides}))$" if sides else "^auto$"
+    text = {"pattern": f"^[^{CONTROL_CHARS}]*$"}
+    models = ["auto", *(v.name for v in config.variants), *(lv.name for lv in config.levels)]
+    return {
+        "prompt": {"minLength": 1, "maxLength": server.max_prompt_chars,
+                   "pattern": f"^[^{CONTROL_CHARS}]*[^{CONTROL_CHARS}\\s][^{CONTROL_CHARS}]*$"},
+        "negative_prompt": {"maxLength": server.max_prompt_chars, **text},
+        "user": text,
+        "safety_identifier": text,
+        "model": {"enum": models},
+        "n": {"minimum": 1, "maximum": server.max_n},
+        "size": {"pattern": size},
+        "num_inference_steps": {"minimum": 1, "maximum": MAX_STEPS},
+        "guidance_scale": {"minimum": 0, "maximum": MAX_GUIDANCE},
+        "seed": {"minimum": 0, "maximum": MAX_SEED},
+        "partial_images": {"minimum": 0, "maximum": MAX_PARTIAL_IMAGES},
+        "output_compression": {"minimum": 0, "maximum": 100},
+        "background": {"enum": ["opaque", "auto"]},
+    }
