@@ -227,6 +227,7 @@ class Dispatcher(Runtime):
 
     def snapshot(self) -> dict[str, Any]:
         snap = dict(self.plane.snapshot())
+        placement = self.pool.placement()
         snap["runtime"] = {
             "backend": type(self.pool).__name__,
             "draining": self._draining,
@@ -240,6 +241,7 @@ class Dispatcher(Runtime):
                     "variant": s.loaded,
                     "running": sorted(s.request_ids),
                     "restarts": s.restarts,
+                    **placement.get(w, {}),  # node and device, where the pool knows them
                 }
                 for w, s in self._workers.items()
             },

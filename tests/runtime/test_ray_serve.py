@@ -53,6 +53,8 @@ def test_openai_client_gets_an_image_from_serve_on_ray(tmp_path: Path) -> None:
         assert image.format == "PNG" and image.size == (32, 32)
         cluster = client.get("/cluster", cast_to=object)
         assert cluster["runtime"]["backend"] == "RayPool", cluster["runtime"]
+        (worker,) = cluster["runtime"]["workers"].values()
+        assert worker["node_ip"] and worker["device"] == "cpu", worker  # where it runs
         (actor_pid,) = cluster["runtime"]["pids"].values()
         print(f"ready + one image in {time.monotonic() - started:.1f} s")
     finally:
