@@ -10,6 +10,18 @@ from __future__ import annotations
 import math
 from collections import deque
 
+DEFAULT_DECAY = 0.15
+"""`LoadEstimator.alpha` where variant loads are quick."""
+FORECAST_MEMORY = 4.0
+"""Variant load times over which a burst's planned rate decays (see `forecast_decay`)."""
+
+
+def forecast_decay(period_s: float, load_time_s: float) -> float:
+    """How fast the planned rate falls after a burst, per planning period: capacity that takes
+    long to load cannot be brought back for the next burst, so it is let go over
+    `FORECAST_MEMORY` variant loads (the default decay where loads are quick)."""
+    return min(DEFAULT_DECAY, period_s / max(period_s, FORECAST_MEMORY * load_time_s))
+
 
 class LoadEstimator:
     def __init__(

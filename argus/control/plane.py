@@ -22,7 +22,8 @@ from argus.config import ArgusConfig
 from argus.control.demand import DemandTracker
 from argus.control.dispatcher import LevelQueues, batch_time
 from argus.control.levels import LevelTable, default_slo_s
-from argus.control.load import LoadEstimator
+from argus.control.load import LoadEstimator, forecast_decay
+from argus.control.placement import PlacementMixin
 from argus.control.policy import Demand, Plan, Policy, make_policy
 from argus.control.predictor import (
     ProfilePredictor,
@@ -51,13 +52,14 @@ BURST_REPLAN_GAP = 0.2
 BURST_FACTOR = 1.5
 """An overload re-plans at once when the recent arrival rate exceeds the plan's forecast by this
 factor (a burst the plan has not seen); an overload the plan expected waits for its period."""
-DEFAULT_DECAY = 0.15
-"""`LoadEstimator.alpha` where variant loads are quick."""
-FORECAST_MEMORY = 4.0
-"""Variant load times over which a burst's planned rate decays (see `forecast_decay`)."""
 UPGRADE_SLACK = 0.5
 """Share of the SLO within which a request routed below its optimal level still finishes at the
 optimal one, for it to be upgraded (see `ControlPlane._upgrade_with_slack`)."""
+SLOWDOWN_WEIGHT = 0.2
+"""EWMA weight of the newest batch in `ControlPlane.slowdown`."""
+SLOWDOWN_RANGE = (0.5, 4.0)
+"""One batch's measured / profiled ratio is clamped to this range (a stalled or cancelled batch
+must not swing the estimates)."""
 RESCUES_PER_DISPATCH = 8
 """Most late heads of queue one dispatch re-levels (the rest expire as before)."""
 BURST_LOAD_SHARE = 0.25
@@ -87,14 +89,7 @@ def profile_from_config(config: ArgusConfig) -> Profile:
     return build(config)
 
 
-def forecast_decay(period_s: float, load_time_s: float) -> float:
-    """How fast the planned rate falls after a burst, per planning period: capacity that takes
-    long to load cannot be brought back for the next burst, so it is let go over
-    `FORECAST_MEMORY` variant loads (the default decay where loads are quick)."""
-    return min(DEFAULT_DECAY, period_s / max(period_s, FORECAST_MEMORY * load_time_s))
-
-
-class ControlPlane:
+class ControlPlane(PlacementMixin):
     def __init__(
         self,
         config: ArgusConfig,
@@ -166,6 +161,8 @@ class ControlPlane:
         self._stable_predictions = isinstance(self.predictor, ProfilePredictor) or getattr(
             self.predictor, "stable_outputs", False
         )
+        self.slowdown = 1.0
+        """Measured / profiled service time (`observe_service`): scales every estimate."""
         self._degrades = self.policy.degrade_queued
         self._lowest = self.floor - self.tolerance
         overridden = type(self.policy).on_complete is not Policy.on_complete
@@ -236,7 +233,7 @@ class ControlPlane:
                 tail = batch_time(service, request.n)
             if cluster.loading[v]:
                 backlog += cluster.loading_s(v, now)
-            finish = now + backlog / workers + tail * request.work_scale
+            finish = now + (backlog / workers + tail * request.work_scale) * self.slowdown
         else:
             finish = self.finish_estimate(level, now, request.n, request.work_scale)
         if finish > request.deadline_s:
@@ -303,38 +300,6 @@ class ControlPlane:
             )
         return self._enqueue(request, level)
 
-    def _admit_by_lending(self, request: Request, level: int, now: float) -> Request:
-        """A pinned variant no worker holds: lend one when it can load the variant and serve
-        the request in time (its current batch first), else reject with that reason."""
-        table = self.table
-        worker = self.workers.lender(self._running_s, table.variant[level])
-        name = table.variant_names[table.variant[level]]
-        if worker is None:
-            return self._reject(request, f"no worker can load {name}", Rejection.NO_WORKER)
-        own = table.variant[self.workers.level[worker]]
-        finish = now + self._running_s[own] / max(1, self.workers.per_variant[own]) + \
-            table.load_time_s[table.variant[level]] + \
-            table.service_s[level][min(request.n, len(table.service_s[level])) - 1] * \
-            request.work_scale
-        if finish > request.deadline_s:
-            late = finish - request.deadline_s
-            return self._reject(request, f"pinned level {table.names[level]} cannot meet the "
-                                f"deadline (loading {name} on a worker: predicted {late:.2f} s "
-                                "late)", Rejection.OVERLOADED)
-        self.workers.lend(worker, level, now)
-        return self._enqueue(request, level)
-
-    def release_lent(self, worker_id: int, now: float) -> bool:
-        """Executors call this before offering a worker work: a lent worker whose borrowed
-        variant has nothing queued returns to its planned level (True: its level changed)."""
-        planned = self.workers.lent.get(worker_id)
-        if planned is None:
-            return False
-        if self.queues.variant_count[self.table.variant[self.workers.level[worker_id]]]:
-            return False
-        self.workers.give_back(worker_id, now)
-        return True
-
     def pinned_level(self, request: Request) -> int | None:
         """The one level a pinned request may run at (`StepModel.pinned_level`)."""
         return self.steps.pinned_level(request)
@@ -392,6 +357,16 @@ class ControlPlane:
         self.rejected += 1
         return request
 
+    def observe_service(self, level: str, images: int, scale: float, seconds: float) -> None:
+        """An executor measured a batch's run time: the estimates follow how much slower (or
+        faster) than its profile the cluster runs now (an EWMA of measured / profiled, clamped;
+        a simulated executor runs exactly the profile, so it stays 1)."""
+        expected = batch_time(self.table.service_s[self.table.index[level]], images) * scale
+        if expected <= 0 or seconds <= 0:
+            return
+        ratio = min(max(seconds / expected, SLOWDOWN_RANGE[0]), SLOWDOWN_RANGE[1])
+        self.slowdown += SLOWDOWN_WEIGHT * (ratio - self.slowdown)
+
     def _backlog_s(self, variant: int, now: float) -> float:
         """Worker-seconds ahead of a new arrival at this variant (running work counts half,
         capacity still loading counts as work)."""
@@ -420,16 +395,7 @@ class ControlPlane:
         else:  # as wide as a batch or wider: it runs alone
             mates, tail = 0.0, batch_time(service, images)
         wait += (self._backlog_s(v, now) - saved_s - mates) / workers
-        return now + wait + tail * scale
-
-    def _return_wait_s(self, variant: int) -> float:
-        """Until the workers `variant` lent away are back: their borrowed work and two loads."""
-        table = self.table
-        lent = [w for w, planned in self.workers.lent.items()
-                if table.variant[planned] == variant]
-        return min(table.load_time_s[table.variant[self.workers.level[w]]]
-                   + self.queues.work_s[table.variant[self.workers.level[w]]]
-                   + table.load_time_s[variant] for w in lent)
+        return now + (wait + tail * scale) * self.slowdown
 
     def lowest_quality(self, request: Request, overloaded: bool = False) -> float:
         """The least predicted quality a request may be moved to: its floor minus the redirect
@@ -627,60 +593,6 @@ class ControlPlane:
             self.policy.set_routing(np.asarray(plan.routing))
         self.plan = plan
         self._rehome_orphans(plan.time_s)
-
-    def _keep_queued_served(self, target: np.ndarray) -> np.ndarray:
-        """A plan never strands queued work: a variant that holds workers and has requests
-        queued keeps one of them (no load) until they are served, taken from the variant the
-        plan gives the most workers."""
-        table, queues = self.table, self.queues
-        target = target.copy()
-        planned = np.bincount(table.variant, weights=target, minlength=len(table.load_time_s))
-        for v, held in enumerate(self.workers.per_variant):
-            if not held or planned[v] or not queues.variant_count[v]:
-                continue
-            donor = max(range(len(target)), key=lambda lv: (planned[table.variant[lv]],
-                                                            target[lv]))
-            if planned[table.variant[donor]] <= 1:
-                break
-            target[donor] -= 1
-            planned[table.variant[donor]] -= 1
-            busiest = max(self._variant_levels[v], key=lambda lv: queues.count[lv])
-            target[busiest] += 1
-            planned[v] += 1
-        return target
-
-    def _rehome_orphans(self, now: float) -> None:
-        """Requests queued at a variant no worker runs any more move to a level that can still
-        serve them in time (pinned ones cannot move); the rest keep a worker lent to their
-        variant until they are served (rejected, with the reason, only if none can be lent)."""
-        table, queues = self.table, self.queues
-        for v, workers in enumerate(self.workers.per_variant):
-            if workers or not queues.variant_count[v]:
-                continue
-            stuck: list[tuple[Request, int]] = []
-            for j in self._variant_levels[v]:
-                while (request := queues.pop(j)) is not None:
-                    moved = None if request.pinned else self.fastest_fix(request, now, j)
-                    if moved is None:
-                        stuck.append((request, j))
-                    else:
-                        request.reason = f"moved from {table.names[j]} to " \
-                            f"{table.names[moved]} after a re-plan"
-                        self._queue(request, moved)
-            # A lent worker loads the variant first: only those it can still serve in time wait.
-            ready = now + table.load_time_s[v]
-            servable = [(r, j) for r, j in stuck
-                        if ready + table.service_s[j][0] * r.work_scale <= r.deadline_s]
-            worker = self.workers.lender(self._running_s, v) if servable else None
-            if worker is not None:
-                self.workers.lend(worker, servable[0][1], now)
-            for request, j in stuck:
-                if worker is not None and (request, j) in servable:
-                    self._queue(request, j)
-                else:
-                    self._rejected_later.append(self._reject(
-                        request, f"re-plan left no worker on level {table.names[j]}",
-                        Rejection.NO_WORKER))
 
     def snapshot(self) -> dict:
         """The current plan and state, JSON-ready (GET /v1/cluster)."""

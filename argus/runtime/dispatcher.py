@@ -408,6 +408,8 @@ class Dispatcher(Runtime):
         state.overdue_s = None
         state.variant = variant
         state.request_ids = {job.request_id for job in jobs}
+        state.batch_cost = (batch[0].level or "", sum(job.n for job in jobs),
+                            batch[0].work_scale)
         self.pool.send(worker_id, RunBatch(state.batch_id, variant, tuple(jobs)))
 
     def _job(self, entry: _Entry, level: LevelConfig) -> Job:
@@ -481,8 +483,11 @@ class Dispatcher(Runtime):
             case BatchFinished():
                 state = self._workers[event.worker_id]
                 if state.batch_id == event.batch_id:
+                    if state.batch_cost is not None and state.overdue_s is None:
+                        self.plane.observe_service(*state.batch_cost,
+                                                   time.monotonic() - state.run_since_s)
                     state.batch_id, state.request_ids = None, set()
-                    state.overdue_s = None
+                    state.overdue_s, state.batch_cost = None, None
             case WorkerReady():
                 state = self._workers[event.worker_id]
                 state.ready, state.batch_id = True, None

@@ -400,3 +400,17 @@ def test_share_noise_is_the_expected_l1_between_sampled_shares():
     for apart in (1, 3):
         measured = np.abs(estimates[-1] - estimates[-1 - apart]).sum(axis=1).mean()
         assert share_noise(share, 300, 300, periods=apart) == pytest.approx(measured, rel=0.05)
+
+
+def test_measured_service_times_scale_the_estimates():
+    """A cluster running slower than its profile (a shared machine) is admitted against the
+    measured speed, so answers do not come back late; the simulator (exactly the profile) stays
+    at 1."""
+    plane = make_plane(two_level_profile(full_time=1.0, fast_time=0.5), workers=1, slo_s=10.0)
+    before = plane.finish_estimate(0, 0.0)
+    for _ in range(30):
+        plane.observe_service("full", 1, 1.0, 2.0)  # every batch takes twice its profile
+    assert plane.slowdown == pytest.approx(2.0, rel=0.01)
+    assert plane.finish_estimate(0, 0.0) == pytest.approx(2 * before, rel=0.01)
+    plane.observe_service("full", 1, 1.0, 1e9)  # one stalled batch moves it by a bounded step
+    assert plane.slowdown <= 2.0 + 0.2 * (4.0 - 2.0) + 1e-9

@@ -1,0 +1,108 @@
+"""Where pinned and stranded work runs: workers lent to a variant no plan gives one, and plans
+that never strand queued work. A mixin of `ControlPlane` (it uses the plane's table, queues,
+`workers`, running work and admission helpers); split out to keep the facade readable."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from argus.types import Rejection, Request
+
+
+class PlacementMixin:
+    """Lending workers and re-homing orphans, for `ControlPlane`."""
+
+    def _admit_by_lending(self, request: Request, level: int, now: float) -> Request:
+        """A pinned variant no worker holds: lend one when it can load the variant and serve
+        the request in time (its current batch first), else reject with that reason."""
+        table = self.table
+        worker = self.workers.lender(self._running_s, table.variant[level])
+        name = table.variant_names[table.variant[level]]
+        if worker is None:
+            return self._reject(request, f"no worker can load {name}", Rejection.NO_WORKER)
+        own = table.variant[self.workers.level[worker]]
+        finish = now + self._running_s[own] / max(1, self.workers.per_variant[own]) + \
+            table.load_time_s[table.variant[level]] + \
+            table.service_s[level][min(request.n, len(table.service_s[level])) - 1] * \
+            request.work_scale
+        if finish > request.deadline_s:
+            late = finish - request.deadline_s
+            return self._reject(request, f"pinned level {table.names[level]} cannot meet the "
+                                f"deadline (loading {name} on a worker: predicted {late:.2f} s "
+                                "late)", Rejection.OVERLOADED)
+        self.workers.lend(worker, level, now)
+        return self._enqueue(request, level)
+
+    def release_lent(self, worker_id: int, now: float) -> bool:
+        """Executors call this before offering a worker work: a lent worker whose borrowed
+        variant has nothing queued returns to its planned level (True: its level changed)."""
+        planned = self.workers.lent.get(worker_id)
+        if planned is None:
+            return False
+        if self.queues.variant_count[self.table.variant[self.workers.level[worker_id]]]:
+            return False
+        self.workers.give_back(worker_id, now)
+        return True
+
+    def _return_wait_s(self, variant: int) -> float:
+        """Until the workers `variant` lent away are back: their borrowed work and two loads."""
+        table = self.table
+        lent = [w for w, planned in self.workers.lent.items()
+                if table.variant[planned] == variant]
+        return min(table.load_time_s[table.variant[self.workers.level[w]]]
+                   + self.queues.work_s[table.variant[self.workers.level[w]]]
+                   + table.load_time_s[variant] for w in lent)
+
+    def _keep_queued_served(self, target: np.ndarray) -> np.ndarray:
+        """A plan never strands queued work: a variant that holds workers and has requests
+        queued keeps one of them (no load) until they are served, taken from the variant the
+        plan gives the most workers."""
+        table, queues = self.table, self.queues
+        target = target.copy()
+        planned = np.bincount(table.variant, weights=target, minlength=len(table.load_time_s))
+        for v, held in enumerate(self.workers.per_variant):
+            if not held or planned[v] or not queues.variant_count[v]:
+                continue
+            donor = max(range(len(target)), key=lambda lv: (planned[table.variant[lv]],
+                                                            target[lv]))
+            if planned[table.variant[donor]] <= 1:
+                break
+            target[donor] -= 1
+            planned[table.variant[donor]] -= 1
+            busiest = max(self._variant_levels[v], key=lambda lv: queues.count[lv])
+            target[busiest] += 1
+            planned[v] += 1
+        return target
+
+    def _rehome_orphans(self, now: float) -> None:
+        """Requests queued at a variant no worker runs any more move to a level that can still
+        serve them in time (pinned ones cannot move); the rest keep a worker lent to their
+        variant until they are served (rejected, with the reason, only if none can be lent)."""
+        table, queues = self.table, self.queues
+        for v, workers in enumerate(self.workers.per_variant):
+            if workers or not queues.variant_count[v]:
+                continue
+            stuck: list[tuple[Request, int]] = []
+            for j in self._variant_levels[v]:
+                while (request := queues.pop(j)) is not None:
+                    moved = None if request.pinned else self.fastest_fix(request, now, j)
+                    if moved is None:
+                        stuck.append((request, j))
+                    else:
+                        request.reason = f"moved from {table.names[j]} to " \
+                            f"{table.names[moved]} after a re-plan"
+                        self._queue(request, moved)
+            # A lent worker loads the variant first: only those it can still serve in time wait.
+            ready = now + table.load_time_s[v]
+            servable = [(r, j) for r, j in stuck
+                        if ready + table.service_s[j][0] * r.work_scale <= r.deadline_s]
+            worker = self.workers.lender(self._running_s, v) if servable else None
+            if worker is not None:
+                self.workers.lend(worker, servable[0][1], now)
+            for request, j in stuck:
+                if worker is not None and (request, j) in servable:
+                    self._queue(request, j)
+                else:
+                    self._rejected_later.append(self._reject(
+                        request, f"re-plan left no worker on level {table.names[j]}",
+                        Rejection.NO_WORKER))
