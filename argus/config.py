@@ -151,6 +151,12 @@ class ServerConfig(_Section):
     tenant_max_queued: int = Field(default=0, ge=0)
     """Most generation requests one tenant may have queued or running (429 + Retry-After past
     it); 0 = no limit."""
+    image_store_per_tenant: int = Field(default=256, ge=1)
+    """Images one tenant keeps behind `response_format: url` links (each lives an hour); past
+    it the tenant's own oldest is dropped, never another tenant's."""
+    image_store_max_bytes: int = Field(default=512 * 1024**2, ge=1024**2)
+    """Bytes of stored URL images over all tenants (plus 1 KiB each); past it expired images
+    go first, then the oldest of the tenant with the most."""
 
     @model_validator(mode="after")
     def _key_digests(self) -> ServerConfig:

@@ -9,23 +9,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import uuid4
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from argus import __version__
-from argus.api.auth import PUBLIC_PATHS, AuthGuard, TenantAuth, current_tenant
+from argus.api.auth import PUBLIC_PATHS, AuthGuard, TenantAuth
 from argus.api.edge import BodyGuard, EdgeRoute
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
 from argus.api.formats import MEDIA_TYPES, OutputOptions, encode_all, response_fields
 from argus.api.formats import served_quality as served
+from argus.api.images import ImageStore
 from argus.api.metrics import Metrics
 from argus.api.schemas import (
     MEDIUM_FLOOR,
@@ -50,8 +49,6 @@ from argus.runtime.base import (
 )
 
 DISCONNECT_POLL_S = 0.1
-IMAGE_URL_TTL_S = 3600.0
-IMAGE_STORE_SIZE = 256
 STATUS_MEANING = {
     400: "invalid request (the error's `param` names the field)",
     401: "no valid API key (`Authorization: Bearer KEY`, keys in `server.api_keys`)",
@@ -67,30 +64,6 @@ STATUS_MEANING = {
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses a route actually sends."""
     return {s: {"model": ErrorResponse, "description": STATUS_MEANING[s]} for s in statuses}
-
-
-class ImageStore:
-    """PNGs behind `response_format: url`, kept for an hour (bounded, oldest dropped first).
-    Each belongs to the tenant of the request that stored it (`auth.current_tenant`; None
-    without API keys): another tenant's is not found."""
-
-    def __init__(self, capacity: int = IMAGE_STORE_SIZE, ttl_s: float = IMAGE_URL_TTL_S) -> None:
-        self.capacity = capacity
-        self.ttl_s = ttl_s
-        self._images: OrderedDict[str, tuple[float, bytes, str | None]] = OrderedDict()
-
-    def put(self, png: bytes) -> str:
-        image_id = uuid4().hex
-        self._images[image_id] = (time.monotonic() + self.ttl_s, png, current_tenant())
-        while len(self._images) > self.capacity:
-            self._images.popitem(last=False)
-        return image_id
-
-    def get(self, image_id: str) -> bytes | None:
-        entry = self._images.get(image_id)
-        if entry is None or entry[0] < time.monotonic() or entry[2] != current_tenant():
-            return None
-        return entry[1]
 
 
 def _argus_info(outcome: JobOutcome, index: int) -> dict[str, Any]:
@@ -120,7 +93,9 @@ class ImagesService:
         self.config = config
         self.runtime = runtime
         self.metrics = Metrics()
-        self.images = ImageStore()
+        server = config.server
+        self.images = ImageStore(server.image_store_per_tenant, server.image_store_max_bytes)
+        """Images behind `response_format: url`, per tenant (`argus.api.images`)."""
         self.auth = TenantAuth(config)
         """API keys, request ownership and per-tenant limits (`argus.api.auth`)."""
         self.edge_cloud = EdgeCloudRouter.from_config(
@@ -140,7 +115,7 @@ class ImagesService:
         base_url = self.base_url(http)
 
         def to_url(png: bytes) -> str:
-            return f"{base_url}v1/images/files/{self.images.put(png)}.png"
+            return f"{base_url}v1/images/files/{self.images.put(png, tenant)}.png"
 
         return await self.edge_cloud.cloud_first(body.model_dump(), tenant, budget, to_url)
 
@@ -162,15 +137,17 @@ class ImagesService:
         base_url: str,
         options: OutputOptions | None = None,
         images: list[bytes] | None = None,
+        tenant: str | None = None,
     ) -> dict:
-        """The JSON body; `images`: the outcome's PNGs already in `options`' format."""
+        """The JSON body; `images`: the outcome's PNGs already in `options`' format; `tenant`:
+        whose store bucket URLs go to (the request's)."""
         options = options or OutputOptions()
         ext = options.output_format
         data = []
         for i, image in enumerate(outcome.images_png if images is None else images):
             item: dict[str, Any] = {"revised_prompt": None}
             if response_format == "url":
-                item["url"] = f"{base_url}v1/images/files/{self.images.put(image)}.{ext}"
+                item["url"] = f"{base_url}v1/images/files/{self.images.put(image, tenant)}.{ext}"
             else:
                 item["b64_json"] = base64.b64encode(image).decode("ascii")
             item["argus"] = _argus_info(outcome, i)
@@ -366,7 +343,9 @@ def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
         except ServingError as err:
             return _error_of(err)
         images = await encode_all(outcome.images_png, options)
-        payload = service.response(outcome, response_format, base_url, options, images)
+        payload = service.response(
+            outcome, response_format, base_url, options, images, spec.tenant
+        )
         if route is not None:
             annotate(payload, route)
         return JSONResponse(payload)
