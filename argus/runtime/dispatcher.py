@@ -1,9 +1,9 @@
 """The live runtime: the control plane's decisions carried out on a worker pool.
 
-One asyncio loop (the API's) owns all state. The control plane decides (admit -> per-level EDF
-queues -> `next_batch` for an idle worker -> complete / requeue / cancel; `tick` every planning
-period; `worker_level` says which variant a worker must hold); this module only moves requests
-and events between the plane, the `WorkerPool` and the API's `JobHandle`s.
+One asyncio loop (the API's) owns all state. The control plane decides and the cluster loop
+(`argus.control.cluster.ClusterLoop`, the simulator's too) offers work to workers; this module is
+its executor: it carries out loads and batches on the `WorkerPool`, reports what the workers say
+back to the loop, and moves results and errors to the API's `JobHandle`s.
 
 Bounded cost: a queued request expires at its deadline on a timer, a job past `server.max_job_s`
 is aborted (its worker restarted if it does not stop), errors name the watchdog's restarts, and
@@ -20,10 +20,12 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from argus.config import ArgusConfig, LevelConfig
+from argus.control.cluster import ClusterLoop
 from argus.control.plane import ControlPlane
 from argus.control.profile import Profile
 from argus.runtime.base import (
@@ -70,7 +72,8 @@ from argus.types import Rejection, Request, RequestStatus
 log = logging.getLogger("argus.runtime")
 
 PUMP_PERIOD_S = 0.25
-"""How often the plane is ticked and idle workers are offered work without any event."""
+"""How often the plane is ticked, queued requests expire and idle workers are offered work
+without any event (a re-level may have moved queued work to an idle worker's variant)."""
 EXPIRED = "deadline passed while queued"
 
 
@@ -127,13 +130,17 @@ class Dispatcher(Runtime):
         plane: ControlPlane | None = None,
         cache: CacheHook | None = None,
         max_batch: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: seconds, monotonic (a virtual one in tests, with a scripted pool)."""
         self.config = config
+        self._clock = clock
         self.pool = pool
         self.profile = profile
         self.plane = plane or ControlPlane(config, profile, num_workers=pool.num_workers)
         self.cache: CacheHook = cache or NoCache()
         self.max_batch = max_batch or config.server.max_batch
+        self.loop = ClusterLoop(self.plane, self, self.max_batch, workers_up=False)
         self._entries: dict[str, _Entry] = {}
         self._workers = {w: WorkerState() for w in range(pool.num_workers)}
         self._batch_ids = iter(range(1, 1 << 62))
@@ -152,7 +159,7 @@ class Dispatcher(Runtime):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.plane.tick(time.monotonic())
+        self.plane.tick(self._clock())
         # Workers boot in the background (a fork server imports torch first): the API answers
         # /health at once and /ready when a worker has its variant loaded.
         boot = asyncio.to_thread(self.pool.start, self._from_pool_thread)
@@ -163,7 +170,7 @@ class Dispatcher(Runtime):
         if self._draining:
             raise Overloaded("server is shutting down", retry_after_s=5.0, status_code=503)
         await self._wait_until_serving()
-        now = time.monotonic()
+        now = self._clock()
         request = Request(
             prompt=spec.prompt,
             arrival_s=now,
@@ -178,15 +185,16 @@ class Dispatcher(Runtime):
             no_approximation=spec.no_approximation,
         )
         self.cache.annotate(request, spec)
-        self.plane.admit(request, now)
-        if request.status == RequestStatus.REJECTED:
-            raise self._rejection(request)
         handle = JobHandle(request.request_id)
+        seed = spec.seed if spec.seed is not None else random.randrange(2**31)
+        # Registered first: admission may start it on an idle worker at once.
+        self._entries[request.request_id] = _Entry(request, spec, handle, seed)
+        self.loop.admit(request, now)
+        if request.status == RequestStatus.REJECTED:
+            del self._entries[request.request_id]
+            raise self._rejection(request)
         handle.level = request.level
         handle.predicted_quality = self._predicted(request)
-        seed = spec.seed if spec.seed is not None else random.randrange(2**31)
-        self._entries[request.request_id] = _Entry(request, spec, handle, seed)
-        self._pump()
         return handle
 
     async def cancel(self, request_id: str) -> bool:
@@ -220,7 +228,7 @@ class Dispatcher(Runtime):
         if self._draining:
             return "the server is shutting down (draining)"
         hung_after_s = min(self.config.server.worker_stall_s, self._slo_s())
-        return not_ready_reason(self._workers, time.monotonic(), hung_after_s)
+        return not_ready_reason(self._workers, self._clock(), hung_after_s)
 
     def queue_lengths(self) -> dict[str, int]:
         return dict(self.plane.snapshot()["queue_lengths"])
@@ -253,7 +261,7 @@ class Dispatcher(Runtime):
         if self._stopped:
             return
         self._draining = True
-        deadline = time.monotonic() + drain_timeout_s
+        deadline = time.monotonic() + drain_timeout_s  # real time: it sleeps
         while self._entries and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for entry in list(self._entries.values()):
@@ -294,14 +302,18 @@ class Dispatcher(Runtime):
             await asyncio.sleep(pause_s)
             pause_s = PUMP_PERIOD_S
             try:
-                now = time.monotonic()
-                self.plane.tick(now)
-                self._watch_workers(now)
-                # wake again at the next queued request's deadline if that comes sooner
-                pause_s = max(0.02, min(PUMP_PERIOD_S, self._expire_queued(now) - now))
-                self._pump()
+                pause_s = self.on_timer(self._clock())
             except Exception:  # a planning bug must not stop serving
                 log.exception("dispatcher tick failed")
+
+    def on_timer(self, now: float) -> float:
+        """Plan, watch the workers, expire queued requests, offer idle workers work; returns
+        the seconds until the next call (sooner when a queued request expires sooner)."""
+        self.loop.tick(now)
+        self._watch_workers(now)
+        pause_s = max(0.02, min(PUMP_PERIOD_S, self._expire_queued(now) - now))
+        self.loop.wake_all(now)
+        return pause_s
 
     # -- Bounded cost -----------------------------------------------------------------------
 
@@ -327,7 +339,7 @@ class Dispatcher(Runtime):
 
     def _abort(self, entry: _Entry, now: float, error: Exception, status: RequestStatus) -> None:
         """End a request the runtime gives up on (expired, over its time limit), plane too."""
-        self.plane.abort(entry.request, now, str(error), status)
+        self.loop.job_ended(entry.request, now, str(error), status)
         self._entries.pop(entry.request.request_id, None)
         entry.handle.finish(error=error)
 
@@ -368,49 +380,53 @@ class Dispatcher(Runtime):
         if state.overdue_s is None:
             state.overdue_s = now
 
-    def _pump(self) -> None:
-        """Offer work to every idle worker; settle requests the plane rejected meanwhile."""
-        now = time.monotonic()
-        for worker_id, state in self._workers.items():
-            if not state.ready or state.batch_id is not None:
-                continue
-            self.plane.release_lent(worker_id, now)
-            batch = self.plane.next_batch(worker_id, now, self.max_batch)
-            if batch:
-                self._run(worker_id, state, batch, now)
-            else:
-                self._preload(worker_id, state)
-        self._settle_rejected()
+    # -- Executor (for the cluster loop) ------------------------------------------------------
 
-    def _preload(self, worker_id: int, state: WorkerState) -> None:
-        variant = self.config.level(self.plane.worker_level(worker_id)).variant
-        if variant != state.variant:
-            state.variant = variant
-            self.pool.send(worker_id, LoadVariant(variant))
+    def load(self, worker: int, variant: int, now: float) -> None:
+        name = self.plane.table.variant_names[variant]
+        self._workers[worker].variant = name
+        self.pool.send(worker, LoadVariant(name))
 
-    def _run(self, worker_id: int, state: WorkerState, batch: list[Request], now: float) -> None:
+    def run(self, worker: int, batch: list[Request], now: float) -> bool:
+        """Send the batch as one `RunBatch` (the cache decision resolved per request)."""
         jobs = []
         variant = None
         for request in batch:
             entry = self._entries.get(request.request_id)
             if entry is None:  # answered meanwhile: release it in the plane, run nothing
-                self.plane.complete(request, now)
+                self.loop.job_ended(request, now, "answered before it ran")
                 continue
             level = self.config.level(request.level)
             variant = level.variant
             entry.job, entry.cache = self.cache.prepare(request, self._job(entry, level), level)
-            entry.worker_id, entry.dispatched_s = worker_id, now
+            entry.worker_id, entry.dispatched_s = worker, now
             jobs.append(entry.job)
         if not jobs or variant is None:
-            return
+            return False
+        state = self._workers[worker]
         state.batch_id = next(self._batch_ids)
         state.last_heard_s = state.run_since_s = now
         state.overdue_s = None
         state.variant = variant
         state.request_ids = {job.request_id for job in jobs}
-        state.batch_cost = (batch[0].level or "", sum(job.n for job in jobs),
-                            batch[0].work_scale)
-        self.pool.send(worker_id, RunBatch(state.batch_id, variant, tuple(jobs)))
+        self.pool.send(worker, RunBatch(state.batch_id, variant, tuple(jobs)))
+        return True
+
+    def unserved(self, requests: list[Request], now: float) -> None:
+        """Answer requests the plane rejected or failed after admission."""
+        for request in requests:
+            entry = self._entries.get(request.request_id)
+            if entry is None:
+                continue
+            if request.status == RequestStatus.FAILED:
+                reason = request.reason or "generation failed"
+                if entry.failures:  # the real causes, not the plane's guess
+                    reason = failed_reason(entry.failures)
+                error: Exception = GenerationFailed(reason)
+            else:
+                error = self._rejection(request)
+            entry.worker_id = None  # the plane has already let go of it
+            self._finish(entry, error=error)
 
     def _job(self, entry: _Entry, level: LevelConfig) -> Job:
         spec = entry.spec
@@ -429,22 +445,6 @@ class Dispatcher(Runtime):
             partial_images=spec.partial_images,
         )
 
-    def _settle_rejected(self) -> None:
-        """Answer requests the plane rejected or failed after admission."""
-        for request in self.plane.take_rejected():
-            entry = self._entries.get(request.request_id)
-            if entry is None:
-                continue
-            if request.status == RequestStatus.FAILED:
-                reason = request.reason or "generation failed"
-                if entry.failures:  # the real causes, not the plane's guess
-                    reason = failed_reason(entry.failures)
-                error: Exception = GenerationFailed(reason)
-            else:
-                error = self._rejection(request)
-            entry.worker_id = None  # the plane has already let go of it
-            self._finish(entry, error=error)
-
     # -- Worker events ----------------------------------------------------------------------
 
     def _from_pool_thread(self, event: WorkerEvent) -> None:
@@ -455,12 +455,11 @@ class Dispatcher(Runtime):
     def _on_event(self, event: WorkerEvent) -> None:
         worker = self._workers.get(getattr(event, "worker_id", -1))
         if worker is not None:
-            worker.last_heard_s = time.monotonic()
+            worker.last_heard_s = self._clock()
         try:
             self._handle_event(event)
         except Exception:
             log.exception("handling %s failed", type(event).__name__)
-        self._pump()
 
     def _handle_event(self, event: WorkerEvent) -> None:
         match event:
@@ -481,35 +480,38 @@ class Dispatcher(Runtime):
             case JobFailed():
                 self._on_stopped(event.request_id, GenerationFailed(event.error))
             case BatchFinished():
-                state = self._workers[event.worker_id]
-                if state.batch_id == event.batch_id:
-                    if state.batch_cost is not None and state.overdue_s is None:
-                        self.plane.observe_service(*state.batch_cost,
-                                                   time.monotonic() - state.run_since_s)
-                    state.batch_id, state.request_ids = None, set()
-                    state.overdue_s, state.batch_cost = None, None
+                self._on_batch_finished(event)
             case WorkerReady():
                 state = self._workers[event.worker_id]
                 state.ready, state.batch_id = True, None
                 state.variant = state.loaded = None
+                self.loop.worker_ready(event.worker_id, self._clock())
             case VariantLoaded():
                 state = self._workers[event.worker_id]
                 state.variant = state.loaded = event.variant
-                state.run_since_s = time.monotonic()  # a batch's clock starts once loaded
+                state.run_since_s = self._clock()  # a batch's clock starts once loaded
                 self._serving.set()
+                self.loop.variant_loaded(event.worker_id, state.run_since_s)
             case WorkerDied():
                 self._on_worker_died(event)
+
+    def _on_batch_finished(self, event: BatchFinished) -> None:
+        state = self._workers[event.worker_id]
+        if state.batch_id != event.batch_id:
+            return
+        cut_short = state.overdue_s is not None
+        state.batch_id, state.request_ids, state.overdue_s = None, set(), None
+        self.loop.batch_finished(event.worker_id, self._clock(), calibrate=not cut_short)
 
     def _on_done(self, done: JobDone) -> None:
         entry = self._entries.get(done.request_id)
         if entry is None or entry.job is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         request = entry.request
         served_level = request.level
         self.cache.store(request, entry.job, done)
-        request.status = RequestStatus.COMPLETED
-        self.plane.complete(request, now)
+        self.loop.job_done(request, now)
         if request.status == RequestStatus.QUEUED:  # the policy re-dispatched it (cascade)
             entry.worker_id = None
             return
@@ -560,8 +562,7 @@ class Dispatcher(Runtime):
         leaves its queue, a running one its worker time; it does not count as completed and no
         policy hook runs). One the plane already let go of (rejected, expired) is left as is."""
         request = entry.request
-        if request.status in (RequestStatus.QUEUED, RequestStatus.RUNNING):
-            self.plane.abort(request, time.monotonic(), request.reason or str(error), status)
+        self.loop.job_ended(request, self._clock(), request.reason or str(error), status)
         self._entries.pop(request.request_id, None)
         entry.handle.finish(error=error)
 
@@ -573,15 +574,14 @@ class Dispatcher(Runtime):
         self.worker_deaths += 1
         cause = state.kill_reason or f"its worker died (exit code {event.exitcode})"
         state.died()
-        now = time.monotonic()
         for request_id in sorted(state.request_ids):
             entry = self._entries.get(request_id)
             if entry is not None and entry.worker_id == worker_id:
                 log.warning("worker %d died while running %s; requeueing", worker_id, request_id)
                 entry.worker_id = None
                 entry.failures.append(cause)
-                self.plane.requeue(entry.request, now)
         state.request_ids = set()
+        self.loop.worker_died(worker_id, self._clock())
 
 
 def build_runtime(config: ArgusConfig, cache: CacheHook | None = None) -> Dispatcher:

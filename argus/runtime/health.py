@@ -39,8 +39,6 @@ class WorkerState:
     """Why the dispatcher restarted it, for its requests' errors."""
     stopped: bool = False
     """Alive but suspended (the pool saw it stopped, e.g. SIGSTOP)."""
-    batch_cost: tuple[str, int, float] | None = None
-    """(level, images, cost scale) of its batch: its measured run time calibrates the plane."""
 
     @property
     def loading(self) -> bool:

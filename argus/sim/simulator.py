@@ -19,15 +19,16 @@ from itertools import repeat
 
 import numpy as np
 
-from argus.control.dispatcher import batch_time
+from argus.control.cluster import ClusterLoop, WorkerStatus
 from argus.control.plane import ControlPlane
+from argus.sim.executor import SimulatedExecutor
 from argus.sim.quality import QualityModel, sample_similarity
 from argus.sim.traces import Trace
 from argus.types import Request, RequestStatus
 
 _COMPLETED = RequestStatus.COMPLETED
 _REJECTED = RequestStatus.REJECTED
-_LOAD = "load"
+_LOADING = WorkerStatus.LOADING
 UNFINISHED = "unfinished at the end of the run"
 
 
@@ -125,19 +126,6 @@ class Simulator:
 
     def run(self, duration_s: float, progress: bool = False) -> RunRecord:
         plane = self.plane
-        table = plane.table
-        level_variant = table.variant
-        # Per level name (what a request carries): its variant, its service time by batch size.
-        variant_of = {name: level_variant[i] for name, i in table.index.items()}
-        service_of = {name: table.service_s[i] for name, i in table.index.items()}
-        load_time = table.load_time_s
-        max_batch = self.max_batch
-        queued_per_variant = plane.queues.variant_count
-        worker_levels = plane.worker_levels  # live view, updated by each plan
-        next_batch = plane.next_batch
-        complete = plane.complete
-        admit = plane.admit
-        heappush, heappop = heapq.heappush, heapq.heappop
         requests = self._requests()
         plane.prepare(requests)
         count = len(requests)
@@ -148,72 +136,18 @@ class Simulator:
             finish=np.zeros(0), level=np.zeros(0), quality=np.zeros(0), reasons=reasons,
         )
 
-        workers = plane.num_workers
-        loaded = [level_variant[worker_levels[w]] for w in range(workers)]
-        busy: list = [None] * workers
-        idle: list[list[int]] = [[] for _ in load_time]
-        is_idle = [True] * workers
-        for w in range(workers):
-            idle[loaded[w]].append(w)
-        heap: list[tuple[float, int, int]] = []
-        seq = 0
-
         def note_rejected(request: Request) -> None:
             key = (request.reason or "rejected").split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
 
-        def dispatch(w: int, now: float) -> None:
-            nonlocal seq
-            if plane.workers.lent:
-                plane.release_lent(w, now)
-            v = level_variant[worker_levels[w]]
-            if loaded[w] != v:
-                loaded[w] = v
-                busy[w] = _LOAD
-                record.loads += 1
-                seq += 1
-                heappush(heap, (now + load_time[v], seq, w))
-                return
-            if not queued_per_variant[v]:
-                is_idle[w] = True
-                idle[v].append(w)
-                return
-            batch = next_batch(w, now, max_batch)
-            if plane._rejected_later:  # requests that expired in the queue
-                for request in plane.take_rejected():
-                    note_rejected(request)
-            if not batch:
-                is_idle[w] = True
-                idle[v].append(w)
-                return
-            if len(batch) == 1:
-                images = batch[0].n
-            else:
-                images = 0
-                for request in batch:
-                    images += request.n
-            busy[w] = batch
-            seq += 1
-            first = batch[0]
-            heappush(heap, (now + batch_time(service_of[first.level], images) * first.work_scale,
-                            seq, w))
-
-        def wake(variant: int, now: float) -> None:
-            pool = idle[variant]
-            while pool:
-                w = pool.pop()
-                if is_idle[w]:
-                    is_idle[w] = False
-                    dispatch(w, now)
-                    return
-
-        def wake_all(now: float) -> None:
-            for pool in idle:
-                waiting = [w for w in pool if is_idle[w]]
-                pool.clear()
-                for w in waiting:
-                    is_idle[w] = False
-                    dispatch(w, now)
+        executor = SimulatedExecutor(plane.table, note_rejected)
+        cluster = self.cluster = ClusterLoop(plane, executor, self.max_batch)
+        heap = executor.events
+        heappop = heapq.heappop
+        admit, finish_batch, variant_loaded = (
+            cluster.admit, cluster.finish_batch, cluster.variant_loaded
+        )
+        status = cluster.status
 
         plane.tick(0.0)
         next_tick = plane.next_plan_s  # the plane may bring it forward (a burst)
@@ -224,9 +158,8 @@ class Simulator:
         bar = _progress(count, progress)
         # The loop makes no reference cycles: automatic collections would only traverse every
         # live request again and again; young objects are collected at planning ticks instead.
-        assignments = plane.workers.changes
         with _young_collections_only():
-            wake_all(0.0)
+            cluster.wake_all(0.0)
             while True:
                 t_event = heap[0][0] if heap else inf
                 if next_arrival <= t_event and next_arrival <= next_tick:
@@ -236,25 +169,14 @@ class Simulator:
                         request = requests[i]
                         i += 1
                         admit(request, next_arrival)
-                        if plane.workers.changes != assignments:  # a worker was lent
-                            assignments = plane.workers.changes
-                            wake_all(next_arrival)
                         if plane.next_plan_s < next_tick:
                             next_tick = plane.next_plan_s
                             if next_tick < limit:
                                 limit = next_tick
                         if request.status is _REJECTED:
                             note_rejected(request)
-                        else:
-                            pool = idle[variant_of[request.level]]
-                            while pool:  # `wake`, inlined
-                                w = pool.pop()
-                                if is_idle[w]:
-                                    is_idle[w] = False
-                                    dispatch(w, next_arrival)
-                                    if heap and heap[0][0] < limit:
-                                        limit = heap[0][0]
-                                    break
+                        if heap and heap[0][0] < limit:  # it started a batch (or a load)
+                            limit = heap[0][0]
                         if bar is not None and not i & 4095:
                             bar.update(4096)
                         if i >= count:
@@ -267,14 +189,10 @@ class Simulator:
                     # Completions (and loads) up to the next arrival or tick.
                     while True:
                         now, _, w = heappop(heap)
-                        batch = busy[w]
-                        busy[w] = None
-                        if batch is not _LOAD:
-                            for request in batch:
-                                complete(request, now)
-                                if request.status is not _COMPLETED:  # re-dispatched (cascade)
-                                    wake(variant_of[request.level], now)
-                        dispatch(w, now)
+                        if status[w] is _LOADING:
+                            variant_loaded(w, now)
+                        else:
+                            finish_batch(w, now)
                         if not heap:
                             break
                         t_event = heap[0][0]
@@ -285,16 +203,13 @@ class Simulator:
                         break
                     if next_tick > end:
                         break
-                    plan = plane.tick(next_tick)
+                    plan = cluster.tick(next_tick)
                     if plan is not None:
                         record.plans.append((next_tick, plan.workers.copy(), plan.forecast_rps))
-                        for request in plane.take_rejected():
-                            note_rejected(request)
-                        wake_all(next_tick)
                     next_tick = plane.next_plan_s
                     gc.collect(1)
-        for request in plane.take_rejected():
-            note_rejected(request)
+        cluster.settle(end)
+        record.loads = cluster.loads
         if bar is not None:
             bar.update(count - bar.n)
             bar.close()
