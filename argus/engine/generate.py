@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from argus.engine.edits import EditPlan, check_edit, seeded_noise
 from argus.engine.pipeline import Pipeline
 
 StepCallback = Callable[[int, int], bool]
@@ -58,6 +59,11 @@ class GenerationSpec:
     preview_steps: Sequence[int] = ()
     """Steps done (K+1..N) after which the predicted clean image (x0) is decoded and handed to
     `generate`'s `preview` callback. Empty (the default): no x0 decode, no extra cost."""
+    init_image: np.ndarray | None = None
+    """Image-to-image: float32 (H, W, 3) in [0, 1], encoded and noised to step K = `start_step`
+    with this spec's seed (instead of `start_latents`; `argus.engine.edits`)."""
+    mask: np.ndarray | None = None
+    """Inpainting (with `init_image`): float32 (H, W), 1 = repaint; the rest is the original."""
 
     def compatibility_key(self) -> tuple[int, int, int, int, float]:
         return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
@@ -87,8 +93,10 @@ def _check_batch(pipe: Pipeline, specs: Sequence[GenerationSpec]) -> None:
     multiple = pipe.size_multiple
     if spec.height % multiple or spec.width % multiple:
         raise ValueError(f"size {spec.width}x{spec.height} must be a multiple of {multiple}")
-    if spec.start_step and any(s.start_latents is None for s in specs):
-        raise ValueError("start_step > 0 needs start_latents for every spec")
+    if spec.start_step and any(s.start_latents is None and s.init_image is None for s in specs):
+        raise ValueError("start_step > 0 needs start_latents (or an init_image) for every spec")
+    for s in specs:
+        check_edit(s)
 
 
 def _token_ids(tokenizer, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
@@ -144,15 +152,17 @@ def embed_prompts(pipe: Pipeline, prompts: Sequence[str]) -> np.ndarray:
 
 
 def _initial_latents(pipe: Pipeline, specs: Sequence[GenerationSpec], sigma: float) -> torch.Tensor:
+    """Per spec: its latents before step K (cache resume), else its seeded noise (an edit's
+    row is replaced by its noised image, `EditPlan.start`)."""
     spec = specs[0]
-    if spec.start_step:
-        stacked = np.stack([s.start_latents for s in specs]).astype(np.float32)
-        return torch.from_numpy(stacked).to(pipe.device)
     f = pipe.latent_factor
     shape = (1, pipe.latent_channels, spec.height // f, spec.width // f)
-    # One generator per spec: an image depends on its seed only, not on its batch.
-    noise = [torch.randn(shape, generator=torch.Generator().manual_seed(s.seed)) for s in specs]
-    return torch.cat(noise).to(pipe.device) * sigma
+    rows = [
+        torch.from_numpy(s.start_latents.astype(np.float32))[None]
+        if spec.start_step and s.start_latents is not None else seeded_noise(s.seed, shape) * sigma
+        for s in specs
+    ]
+    return torch.cat(rows).to(pipe.device)
 
 
 @torch.inference_mode()
@@ -200,6 +210,9 @@ def generate(
 
     # 3. Initial latents: seeded noise, or the given latents before step K.
     latents = _initial_latents(pipe, specs, float(scheduler.init_noise_sigma))
+    edit = EditPlan.of(pipe, specs)  # image-to-image / inpainting specs, if any
+    if edit is not None:
+        latents = edit.start(latents, scheduler, start)
     captured: list[dict[int, np.ndarray]] = [{} for _ in specs]
     previews = _preview_plan(specs) if preview is not None else {}
 
@@ -216,8 +229,11 @@ def generate(
         if i + 1 in previews and preview is not None:
             wanted = previews[i + 1]
             x0 = predicted_clean(scheduler, out, pred, latents, t)[wanted]
+            x0 = x0 if edit is None else edit.clean(x0, wanted)
             preview(i + 1, dict(zip(wanted, decode_latents(pipe, x0), strict=True)))
         latents = out.prev_sample
+        if edit is not None:  # inpainting: the known region back from the original
+            latents = edit.reimpose(latents, scheduler, i + 1)
         if callback is not None and not callback(i + 1, total):
             raise GenerationCancelled(i + 1, total)
     _capture(latents, total, specs, captured)
