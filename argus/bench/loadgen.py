@@ -41,6 +41,8 @@ class ImageResult:
     reference_score: float | None = None
     reference_level: str | None = None
     relative_quality: float | None = None
+    timings_ms: dict[str, float] | None = None
+    """The server's queue/run/total times (the study compares run with the profile's)."""
 
 
 @dataclass
@@ -105,7 +107,7 @@ def images_of(payload: dict[str, Any]) -> list[ImageResult]:
             steps=info.get("steps"), steps_run=info.get("steps_run"),
             cache_hit=bool((info.get("cache") or {}).get("hit")),
             predicted_quality=info.get("predicted_quality"), size=size,
-            png_b64=item.get("b64_json") or "",
+            png_b64=item.get("b64_json") or "", timings_ms=info.get("timings_ms"),
         ))
     return out
 
