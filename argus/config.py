@@ -54,19 +54,49 @@ class VariantConfig(_Section):
         return self
 
 
+FEATURE_CACHES = {"fbc": (float,), "taylorseer": (int, int)}
+"""Feature-cache kinds and their parameters: `fbc:THRESHOLD` (diffusers' First-Block-Cache:
+skip the other blocks while the first block's residual changes by less than THRESHOLD,
+relative) and `taylorseer:INTERVAL:WARMUP` (TaylorSeer: compute every INTERVAL-th step after
+WARMUP full steps, extrapolate attention outputs in between)."""
+
+
+def parse_feature_cache(spec: str) -> tuple[str, tuple[float, ...]]:
+    """("fbc", (0.08,)) from "fbc:0.08"; ("", ()) from ""; ValueError naming the problem."""
+    if not spec:
+        return "", ()
+    kind, *raw = spec.split(":")
+    if kind not in FEATURE_CACHES:
+        raise ValueError(f"unknown feature cache {kind!r}; choose one of {sorted(FEATURE_CACHES)}")
+    types = FEATURE_CACHES[kind]
+    if len(raw) != len(types):
+        raise ValueError(f"feature cache {spec!r}: {kind} takes {len(types)} parameter(s)")
+    try:
+        params = tuple(float(t(v)) for t, v in zip(types, raw, strict=True))
+    except ValueError:
+        raise ValueError(f"feature cache {spec!r}: parameters must be {types}") from None
+    if any(p <= 0 for p in params[:1]) or any(p < 0 for p in params):
+        raise ValueError(f"feature cache {spec!r}: parameters must be positive")
+    return kind, params
+
+
 class LevelConfig(_Section):
-    """One approximation level = (variant, steps, cache skip K)."""
+    """One approximation level = (variant, steps, cache skip K, feature cache)."""
 
     name: str = Field(min_length=1)
     variant: str = Field(min_length=1)
     steps: int = Field(ge=1, le=1000)
     cache_k: int = Field(default=0, ge=0)
     """Steps skipped by starting from a cached latent (0: no cache reuse)."""
+    feature_cache: str = ""
+    """Transformer feature cache applied to this level's batches (`parse_feature_cache`; ""
+    none). Switched per batch on a loaded model: no load cost. Transformer variants only."""
 
     @model_validator(mode="after")
     def _k_below_steps(self) -> LevelConfig:
         if self.cache_k >= self.steps:
             raise ValueError(f"cache_k ({self.cache_k}) must be < steps ({self.steps})")
+        parse_feature_cache(self.feature_cache)
         return self
 
 

@@ -205,7 +205,8 @@ class ImagesService:
                 "id": lv.name, "object": "model", "created": 0, "owned_by": "argus",
                 "argus": {
                     "kind": "level", "variant": lv.variant, "steps": lv.steps,
-                    "cache_k": lv.cache_k, "random_weights": is_random(source),
+                    "cache_k": lv.cache_k, "feature_cache": lv.feature_cache,
+                    "random_weights": is_random(source),
                 },
             })
         return {"object": "list", "data": entries}

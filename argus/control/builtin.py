@@ -42,10 +42,10 @@ BATCH_GROWTH = 0.75
 
 def _level(
     name: str, variant: str, steps: int, k: int, times: dict[int, float], quality: float,
-    std: float,
+    std: float, feature_cache: str = "",
 ) -> LevelProfile:
     return LevelProfile(
-        name=name, variant=variant, steps=steps, cache_k=k,
+        name=name, variant=variant, steps=steps, cache_k=k, feature_cache=feature_cache,
         service_time_s={b: round(t, 4) for b, t in times.items()},
         mean_quality=quality, quality_std=std,
     )
@@ -120,7 +120,14 @@ BUILTIN_PROFILES = {"a100-sdxl": a100_sdxl}
 def _work_per_image(config: ArgusConfig, level_name: str) -> float:
     level = config.level(level_name)
     variant = config.variant(level.variant)
-    return (level.steps - level.cache_k) * (variant.resolution / 512) ** 2
+    share = FEATURE_CACHE_WORK if level.feature_cache else 1.0
+    return share * (level.steps - level.cache_k) * (variant.resolution / 512) ** 2
+
+
+FEATURE_CACHE_WORK = 0.6
+"""Modelled share of a feature-cache level's steps that run the transformer in full."""
+FEATURE_CACHE_QUALITY = 0.97
+"""Modelled relative quality of a feature-cache level (measure it with `argus profile`)."""
 
 
 def profile_from_config(config: ArgusConfig) -> Profile:
@@ -128,7 +135,7 @@ def profile_from_config(config: ArgusConfig) -> Profile:
     per-step cost scaled by resolution; quality modelled from the variant (the full level's
     variant = 1.0, others 0.85), the share of its default steps and the skipped share."""
     full = max(
-        (lv for lv in config.levels if lv.cache_k == 0),
+        (lv for lv in config.levels if lv.cache_k == 0 and not lv.feature_cache),
         key=lambda lv: _work_per_image(config, lv.name),
         default=config.levels[0],
     )
@@ -139,11 +146,12 @@ def profile_from_config(config: ArgusConfig) -> Profile:
         base = 1.0 if lv.variant == full.variant else 0.85
         steps_q = 1 - 0.25 * max(0.0, 1 - lv.steps / variant.default_steps) ** 2
         cache_q = 1 - 0.17 * lv.cache_k / lv.steps
+        cache_q *= FEATURE_CACHE_QUALITY if lv.feature_cache else 1.0
         levels.append(
             _level(
                 lv.name, lv.variant, lv.steps, lv.cache_k,
                 {b: t1 * (1 + BATCH_GROWTH * (b - 1)) for b in (1, 2, 4, 8)},
-                round(base * steps_q * cache_q, 4), 0.03,
+                round(base * steps_q * cache_q, 4), 0.03, lv.feature_cache,
             )
         )
     return Profile(
@@ -194,7 +202,8 @@ def config_for_profile(profile: Profile, **sections: object) -> ArgusConfig:
             for v in profile.variants
         ],
         "levels": [
-            {"name": lv.name, "variant": lv.variant, "steps": lv.steps, "cache_k": lv.cache_k}
+            {"name": lv.name, "variant": lv.variant, "steps": lv.steps, "cache_k": lv.cache_k,
+             "feature_cache": lv.feature_cache}
             for lv in profile.levels
         ],
     }

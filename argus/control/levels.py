@@ -42,6 +42,8 @@ class LevelTable:
     """Variant position of each level."""
     steps: tuple[int, ...]
     cache_k: tuple[int, ...]
+    feature_cache: tuple[str, ...]
+    """Per level: its transformer feature cache ("" none); such a level is not a step count."""
     batch: tuple[int, ...]
     """Planning batch size per level (see `planning_batch`)."""
     batch_time_s: tuple[float, ...]
@@ -77,6 +79,7 @@ class LevelTable:
             variant=tuple(vindex[lv.variant] for lv in levels),
             steps=tuple(lv.steps for lv in levels),
             cache_k=tuple(lv.cache_k for lv in levels),
+            feature_cache=tuple(lv.feature_cache for lv in levels),
             batch=batch,
             batch_time_s=batch_time,
             image_time_s=tuple(t / b for t, b in zip(batch_time, batch, strict=True)),

@@ -37,6 +37,12 @@ class LevelProfile(_Strict):
     mean_quality: float = Field(ge=0.0)
     """Mean relative quality over prompts (the full level is 1.0)."""
     quality_std: float = Field(default=0.0, ge=0.0)
+    feature_cache: str = ""
+    """Transformer feature cache (`LevelConfig.feature_cache`); no load cost, like steps."""
+    computed_steps: dict[int, int] = Field(default_factory=dict)
+    """Feature-cache levels: full transformer steps per generation -> prompts that ran that
+    many (a dynamic cache skips a prompt-dependent number). `service_time_s` is costed at
+    `COST_QUANTILE` of it (`argus.profiling`)."""
 
     @model_validator(mode="after")
     def _positive_times(self) -> LevelProfile:

@@ -31,7 +31,8 @@ class StepModel:
         self.table = table
         variants = len(table.variant_names)
         self._ladder: list[list[int]] = [
-            sorted((i for i in table.levels_of_variant(v) if table.cache_k[i] == 0),
+            sorted((i for i in table.levels_of_variant(v) if table.cache_k[i] == 0
+                    and not table.feature_cache[i]),
                    key=lambda i: table.steps[i])
             for v in range(variants)
         ]

@@ -64,9 +64,12 @@ class GenerationSpec:
     with this spec's seed (instead of `start_latents`; `argus.engine.edits`)."""
     mask: np.ndarray | None = None
     """Inpainting (with `init_image`): float32 (H, W), 1 = repaint; the rest is the original."""
+    feature_cache: str = ""
+    """Transformer feature cache for this batch (`argus.engine.feature_cache`; "" none)."""
 
-    def compatibility_key(self) -> tuple[int, int, int, int, float]:
-        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
+    def compatibility_key(self) -> tuple[int, int, int, int, float, str]:
+        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale,
+                self.feature_cache)
 
 
 @dataclass
@@ -79,6 +82,9 @@ class GenerationResult:
     """N - K denoiser steps actually run."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     """encode, denoise, decode and total, for the whole batch."""
+    computed_steps: int | None = None
+    """Transformer pipelines: steps whose denoiser ran in full for the batch (a feature cache
+    skips the rest). None for UNet pipelines (every step runs)."""
 
 
 def _check_batch(pipe: Pipeline, specs: Sequence[GenerationSpec]) -> None:
@@ -147,6 +153,10 @@ def unet_conditioning(
 
 def embed_prompts(pipe: Pipeline, prompts: Sequence[str]) -> np.ndarray:
     """L2-normalised pooled text embeddings, float32 (the approximate cache's key)."""
+    if not isinstance(pipe, Pipeline):  # a diffusion transformer (argus.engine.flow)
+        from argus.engine.flow import embed_flow_prompts
+
+        return embed_flow_prompts(pipe, prompts)
     _, pooled = encode_prompts(pipe, prompts)
     return F.normalize(pooled.float(), dim=-1).cpu().numpy().astype(np.float32)
 
@@ -186,8 +196,14 @@ def generate(
     """Run one batch of compatible specs; raises `GenerationCancelled` if the callback says so.
     `preview` gets the decoded x0 predictions at the specs' `preview_steps` (before `callback`
     is called for that step)."""
+    if not isinstance(pipe, Pipeline):  # a diffusion transformer: its own loop
+        from argus.engine.flow import generate_flow
+
+        return generate_flow(pipe, specs, callback, preview)
     # 0. Check inputs.
     _check_batch(pipe, specs)
+    if specs[0].feature_cache:
+        raise ValueError("feature caching needs a transformer variant; this one is a UNet")
     spec = specs[0]
     total, start = spec.steps, spec.start_step
     guided = spec.guidance_scale > 1.0

@@ -25,6 +25,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 
 from argus.config import VariantConfig
 from argus.engine import random_models
+from argus.engine.flow_archs import flow_family
 from argus.engine.variants import is_random, variant_folder
 from argus.engine.variants import read_json as _read_json
 
@@ -116,6 +117,10 @@ def _load_pretrained(variant: VariantConfig) -> dict[str, Any]:
 
 def load_pipeline(variant: VariantConfig, device: str = "cpu") -> Pipeline:
     """Load (or build) the components of `variant` onto `device`."""
+    if flow_family(variant.source) is not None:  # diffusion transformers: argus.engine.flow
+        from argus.engine.flow_loading import load_flow_pipeline
+
+        return load_flow_pipeline(variant, device)  # type: ignore[return-value]
     start = time.perf_counter()
     if is_random(variant.source):
         parts = random_models.build_random_components(

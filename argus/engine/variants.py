@@ -70,9 +70,15 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def size_multiple(variant: VariantConfig) -> int:
     """Image sides must be multiples of this; read from configs only, no weights loaded."""
+    from argus.engine.flow_archs import FLOW_ARCHS, folder_family, folder_size_multiple
+
     if is_random(variant.source):
-        return random_arch(variant.source.removeprefix("random:")).size_multiple
+        name = variant.source.removeprefix("random:")
+        arch = FLOW_ARCHS.get(name) or random_arch(name)
+        return arch.size_multiple
     folder = variant_folder(variant.source)
+    if folder is not None and folder_family(folder) is not None:
+        return folder_size_multiple(folder)
     if folder is None or not (folder / "unet" / "config.json").exists():
         return 8  # hub id: SD-class models take multiples of 8
     unet_levels = len(read_json(folder / "unet" / "config.json")["block_out_channels"])

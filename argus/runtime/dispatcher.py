@@ -443,6 +443,7 @@ class Dispatcher(Runtime):
             width=spec.width or variant.resolution,
             guidance_scale=variant.guidance_scale if guidance is None else guidance,
             partial_images=spec.partial_images,
+            feature_cache=level.feature_cache,
         )
 
     # -- Worker events ----------------------------------------------------------------------

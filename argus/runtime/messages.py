@@ -36,8 +36,12 @@ class Job:
     evenly spaced steps of the run it does (`argus.engine.generate.preview_steps`, so a cache
     resume or a re-levelled step count still gets them) and sends them in `Progress.previews`."""
 
-    def compatibility_key(self) -> tuple[int, int, int, int, float]:
-        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale)
+    feature_cache: str = ""
+    """The level's transformer feature cache (`LevelConfig.feature_cache`); batch-wide."""
+
+    def compatibility_key(self) -> tuple[int, int, int, int, float, str]:
+        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale,
+                self.feature_cache)
 
 
 # Dispatcher -> worker.

@@ -100,6 +100,7 @@ def job_specs(job: Job) -> list[GenerationSpec]:
             start_latents=job.start_latents[i] if job.start_latents else None,
             capture_steps=job.capture_steps,
             preview_steps=job_preview_steps(job),
+            feature_cache=job.feature_cache,
         )
         for i in range(job.n)
     ]
