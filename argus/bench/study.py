@@ -16,12 +16,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import yaml
 
+import argus.baselines  # noqa: F401 - registers the baseline policies for the simulator
+from argus.bench.calibrate import speed_factor, write_scaled
 from argus.bench.run import BenchSpec, run_bench
 from argus.control.builtin import resolve_profile
 from argus.control.profile import Profile
@@ -135,18 +137,36 @@ class StudySpec:
     predictor: Path = PREDICTOR_FILE
 
 
-def simulate_cell(cell: Cell, rate: float, spec: StudySpec) -> dict:
-    """The cell's workload through the simulator, with the server's profile and predictor; adds
-    the quality-weighted goodput (the simulator's summary has none)."""
+def simulate_cell(cell: Cell, rate: float, spec: StudySpec, slo_s: float | None = None) -> dict:
+    """The cell's workload through the simulator, with the server's profile and predictor (and
+    its SLO, when given); adds the quality-weighted goodput (the simulator's summary has none)."""
     records = []
     sim_spec = SimulationSpec(
         trace=cell.trace, rate=rate, workers=spec.workers, profile=str(spec.profile),
         policy=cell.policy, duration_s=spec.duration_s, seed=spec.seed,
-        predictor=str(spec.predictor),
+        predictor=str(spec.predictor), slo_s=slo_s,
     )
     summary, _ = simulate(sim_spec, on_record=lambda _sim, record: records.append(record))
     summary["quality_weighted_goodput"] = round(sim_quality_weighted(records[0], spec.duration_s),
                                                 4)
+    return summary
+
+
+def simulate_calibrated(result: dict, spec: StudySpec) -> dict | None:
+    """The cell through the simulator with the profile's service times scaled by the speed the
+    live server really ran at during the bench (`argus.bench.calibrate`), at the server's SLO;
+    None when no batch could be timed."""
+    profile = resolve_profile(str(spec.profile))
+    factor = speed_factor(result["bench"]["records"], profile)
+    if factor is None:
+        return None
+    folder = spec.out / "servers" / result["cell"]
+    folder.mkdir(parents=True, exist_ok=True)
+    scaled = write_scaled(profile, factor, folder / "profile-scaled.json")
+    cell = Cell(result["policy"], result["trace"], result["load"])
+    summary = simulate_cell(cell, result["rate_rps"], replace(spec, profile=scaled),
+                            slo_s=result["bench"]["slo_s"])
+    summary["speed_factor"] = round(factor, 3)
     return summary
 
 
@@ -183,8 +203,9 @@ def run_cell(cell: Cell, spec: StudySpec, progress: bool = False) -> dict:
         "rate_rps": rate, "capacity_rps": round(capacity, 4), "duration_s": spec.duration_s,
         "seed": spec.seed, "workers": spec.workers, "threads": spec.threads,
         "bench_wall_s": round(time.monotonic() - started, 1),
-        "bench": bench, "simulate": simulate_cell(cell, rate, spec),
+        "bench": bench, "simulate": simulate_cell(cell, rate, spec, slo_s=bench["slo_s"]),
     }
+    result["simulate_calibrated"] = simulate_calibrated(result, spec)
     path = spec.out / "cells" / f"{cell.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

@@ -150,14 +150,18 @@ def study_table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def fidelity_table(cells: list[dict]) -> str:
-    head = ("| trace | load | policy | goodput bench / sim | viol. bench / sim (pt) "
-            "| level L1 | quality bench / sim (%) |\n" + "|---" * 7 + "|")
+def fidelity_table(cells: list[dict], key: str = "simulate") -> str:
+    """Bench vs the simulation under `key` (`simulate`: the shipped profile;
+    `simulate_calibrated`: its times scaled by the live speed factor, shown per row)."""
+    head = ("| trace | load | policy | speed | goodput bench / sim | viol. bench / sim (pt) "
+            "| level L1 | quality bench / sim (%) |\n" + "|---" * 8 + "|")
     lines = [head]
-    for cell in cells:
-        g, v, lv, q = fidelity(cell["bench"], cell["simulate"])
+    for cell in (c for c in cells if c.get(key)):
+        g, v, lv, q = fidelity(cell["bench"], cell[key])
+        speed = cell[key].get("speed_factor")
         lines.append(
             f"| {cell['trace']} | {cell['load']:g}x | {cell['policy']} "
+            f"| {'1 (shipped)' if speed is None else f'{speed:.2f}x'} "
             f"| {g.bench:.2f} / {g.sim:.2f} ({g.gap:+.0%} {_mark(g.within)}) "
             f"| {v.bench:.1f} / {v.sim:.1f} ({_mark(v.within)}) "
             f"| {lv.gap:.2f} ({_mark(lv.within)}) "
@@ -165,11 +169,11 @@ def fidelity_table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def fidelity_counts(cells: list[dict]) -> dict[str, tuple[int, int]]:
+def fidelity_counts(cells: list[dict], key: str = "simulate") -> dict[str, tuple[int, int]]:
     """metric -> (cells within tolerance, cells)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for cell in cells:
-        for check in fidelity(cell["bench"], cell["simulate"]):
+    for cell in (c for c in cells if c.get(key)):
+        for check in fidelity(cell["bench"], cell[key]):
             counts[check.metric][0] += check.within
             counts[check.metric][1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}

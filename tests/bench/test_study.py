@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from argus.bench.calibrate import batches, scaled_profile, speed_factor
 from argus.bench.study import Cell, capacity_rps, grid, load_cells, rate_for, server_config
 from argus.bench.study_report import fidelity, goal_best_qwg, goal_goodput, level_l1, merged_table
 from argus.config import parse_config
@@ -40,7 +41,7 @@ def _summary(goodput: float, viol: float, quality: float | None, shares: dict, q
 
 def _cell(policy: str, load: float, bench: dict, sim: dict) -> dict:
     return {"policy": policy, "trace": "poisson", "load": load, "rate_rps": 1.03 * load,
-            "bench": bench, "simulate": sim}
+            "bench": bench, "simulate": sim, "simulate_calibrated": None}
 
 
 def test_cell_names_sort_and_grid_keeps_a_workload_together() -> None:
@@ -133,3 +134,32 @@ def test_report_renders_tables_between_the_markers(tmp_path: Path) -> None:
     assert "goodput_rps 1/2" in text
     rows = json.loads((tmp_path / "table.json").read_text())
     assert [r["policy"] for r in rows] == ["argus", "clipper-ha"]
+
+
+def _record(sent_s: float, level: str, queue_ms: float, run_ms: float, n: int = 1) -> dict:
+    image = {"level": level, "timings_ms": {"queue": queue_ms, "run": run_ms}}
+    return {"status": 200, "sent_s": sent_s, "images": [image] * n}
+
+
+def test_speed_factor_groups_batches_by_dispatch_instant() -> None:
+    """Images dispatched together at one level are one batch; the factor is the median ratio."""
+    profile = Profile.load(PROFILE_FILE)
+    t1, t2 = (profile.level("l-20").service_time(b) for b in (1, 2))
+    records = [
+        _record(0.0, "l-20", 0.0, 2000 * t1),             # alone, 2x slower than profiled
+        _record(1.0, "l-20", 500.0, 1500 * t2),           # these two dispatched at 1.5 s:
+        _record(1.2, "l-20", 300.0, 1500 * t2 - 1.0),     # one batch of 2, 1.5x slower
+        _record(1.2, "l-5", 300.0, 100.0),                # same instant, other level: own batch
+        {"status": 503, "sent_s": 2.0, "images": []},
+    ]
+    groups = batches(records)
+    assert [(lv, n) for lv, n, _ in groups] == [("l-20", 1), ("l-20", 2), ("l-5", 1)]
+    t5 = profile.level("l-5").service_time(1)
+    assert speed_factor(records, profile) == pytest.approx(1.5)
+    assert speed_factor(records[:1], profile) == pytest.approx(2.0)
+    assert groups[2][2] == pytest.approx(0.1) and 0.1 / t5 != 1.5
+    assert speed_factor([], profile) is None
+    scaled = scaled_profile(profile, 2.0)
+    assert scaled.level("l-20").service_time(4) == pytest.approx(
+        2 * profile.level("l-20").service_time(4))
+    assert scaled.prompts == profile.prompts
