@@ -92,7 +92,11 @@ class Request:
     run_steps: int | None = None
     """Steps it runs when not its level's (an exact run of a count the profile lacks)."""
     work_scale: float = 1.0
-    """Its cost per image relative to its level's (exact runs of other step counts)."""
+    """Its cost per image relative to its level's (exact runs of other step counts), times
+    `run_fraction`."""
+    run_fraction: float = 1.0
+    """Share of its schedule it runs: an edit starts at step K = (1 - strength) x N, so costs
+    about `strength` of a run from noise (set at submission, kept through any override)."""
     queue_seq: int = -1
     """Token of its live queue entry (`LevelQueues`); -1 when not queued. An entry whose token
     differs is stale (the request moved level, ran or left)."""

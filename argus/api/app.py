@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from argus import __version__
 from argus.api.auth import PUBLIC_PATHS, AuthGuard, TenantAuth
 from argus.api.edge import BodyGuard, EdgeRoute
+from argus.api.edits import add_edit_route
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
 from argus.api.formats import MEDIA_TYPES, OutputOptions, encode_all, response_fields
@@ -40,6 +41,7 @@ from argus.engine.variants import is_random
 from argus.routing.service import BUDGET_HEADER, EdgeCloudRouter, annotate, budget_override
 from argus.runtime.base import (
     GenerationCancelledError,
+    GenerationRequest,
     InvalidGenerationInput,
     JobHandle,
     JobOutcome,
@@ -248,6 +250,7 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
     app.state.service = service
     install_error_handlers(app)
     _add_image_routes(app, service)
+    add_edit_route(app, service, _answer, IMAGE_RESPONSES)
     _add_ops_routes(app, service)
     _declare_sent_statuses(app, config)
     return app
@@ -306,50 +309,24 @@ def _declare_auth(spec: dict[str, Any]) -> None:
             }
 
 
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "images (JSON), or server-sent events when `stream` is true",
+          "content": {"text/event-stream": {}}},
+    **_errors(400, 408, 409, 413, 429, 503),
+}
+"""What the generations and edits routes send."""
+
+
 def _add_image_routes(app: FastAPI, service: ImagesService) -> None:
     runtime = service.runtime
 
-    @app.post(
-        "/v1/images/generations",
-        responses={
-            200: {"description": "images (JSON), or server-sent events when `stream` is true",
-                  "content": {"text/event-stream": {}}},
-            **_errors(400, 408, 409, 413, 429, 503),
-        },
-    )
+    @app.post("/v1/images/generations", responses=IMAGE_RESPONSES)
     async def generate(body: ImageGenerationBody, http: Request) -> Response:
         spec = service.auth.scoped(to_generation_request(body, service.config))
         from_cloud, route = await service.route_to_cloud(body, spec.tenant, http)
         if from_cloud is not None:
             return JSONResponse(from_cloud)
-        try:
-            handle = await service.auth.submit(runtime, spec)
-        except Overloaded as err:
-            service.metrics.ended("rejected", None)
-            return overloaded(err)
-        service.watch(handle)
-        response_format = body.response_format or "b64_json"
-        base_url = service.base_url(http)
-        options = body.output_options()
-        if body.stream:
-            events = ImageStream(runtime, handle, options, service.quality_of(options.quality),
-                                 _argus_info, _error_of, bool(body.argus_events)).events()
-            headers = {"x-argus-request-id": handle.request_id, "Cache-Control": "no-cache"}
-            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-        if not await _wait_unless_disconnected(runtime, handle, http):
-            message = "client disconnected; generation cancelled"
-            return error_response(409, message, code="cancelled")
-        try:
-            outcome = handle.outcome.result()
-        except ServingError as err:
-            return _error_of(err)
-        images = await encode_all(outcome.images_png, options)
-        payload = service.response(
-            outcome, response_format, base_url, options, images, spec.tenant
-        )
-        if route is not None:
-            annotate(payload, route)
-        return JSONResponse(payload)
+        return await _answer(service, spec, body, http, route)
 
     @app.delete("/v1/images/generations/{request_id}", responses=_errors(404))
     async def cancel(request_id: str) -> Response:
@@ -382,6 +359,39 @@ async def _wait_unless_disconnected(runtime: Runtime, handle: JobHandle, http: R
             await runtime.cancel(handle.request_id)
             return False
     return True
+
+
+async def _answer(service: ImagesService, spec: GenerationRequest, body: ImageGenerationBody,
+                  http: Request, route: object = None, kind: str = "image_generation") -> Response:
+    """Submit `spec` and answer it as `body` asks: JSON, or server-sent events of `kind`
+    (`image_generation` or `image_edit`); `route`: an edge/cloud decision to annotate."""
+    runtime = service.runtime
+    try:
+        handle = await service.auth.submit(runtime, spec)
+    except Overloaded as err:
+        service.metrics.ended("rejected", None)
+        return overloaded(err)
+    service.watch(handle)
+    response_format = body.response_format or "b64_json"
+    base_url = service.base_url(http)
+    options = body.output_options()
+    if body.stream:
+        events = ImageStream(runtime, handle, options, service.quality_of(options.quality),
+                             _argus_info, _error_of, bool(body.argus_events), kind).events()
+        headers = {"x-argus-request-id": handle.request_id, "Cache-Control": "no-cache"}
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    if not await _wait_unless_disconnected(runtime, handle, http):
+        message = "client disconnected; generation cancelled"
+        return error_response(409, message, code="cancelled")
+    try:
+        outcome = handle.outcome.result()
+    except ServingError as err:
+        return _error_of(err)
+    images = await encode_all(outcome.images_png, options)
+    payload = service.response(outcome, response_format, base_url, options, images, spec.tenant)
+    if route is not None:
+        annotate(payload, route)  # type: ignore[arg-type]
+    return JSONResponse(payload)
 
 
 def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:

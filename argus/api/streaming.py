@@ -59,10 +59,12 @@ class ImageStream:
     argus_info: Callable[[JobOutcome, int], dict[str, Any]]
     error_of: Callable[[Exception], JSONResponse]
     argus_events: bool = False
+    kind: str = "image_generation"
+    """Event type prefix: `image_generation`, or `image_edit` for POST /v1/images/edits."""
 
     def _image_fields(self, kind: str, quality: str, size: str) -> dict[str, Any]:
         return {
-            "type": f"image_generation.{kind}",
+            "type": f"{self.kind}.{kind}",
             "size": size,
             "quality": quality,
             "background": "opaque",
@@ -73,7 +75,7 @@ class ImageStream:
     async def partials(self, update: ProgressUpdate, index: int) -> AsyncIterator[str]:
         quality = self.quality_of(self.handle.predicted_quality)
         for image_index, png in enumerate(update.previews):
-            yield sse("image_generation.partial_image", {
+            yield sse(f"{self.kind}.partial_image", {
                 **self._image_fields("partial_image", quality, png_size(png)),
                 "b64_json": await b64(png, self.options),
                 "partial_image_index": index,
@@ -85,7 +87,7 @@ class ImageStream:
         quality = self.quality_of(outcome.predicted_quality)
         size = f"{outcome.width}x{outcome.height}"
         for i, png in enumerate(outcome.images_png):
-            yield sse("image_generation.completed", {
+            yield sse(f"{self.kind}.completed", {
                 **self._image_fields("completed", quality, size),
                 "b64_json": await b64(png, self.options),
                 "usage": usage(1, outcome.steps_run),

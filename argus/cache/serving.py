@@ -112,7 +112,8 @@ class CacheServing:
     def _annotate(self, request: Request, spec: GenerationRequest) -> None:
         variant = self._likely_variant(spec)
         size = spec.width or variant.resolution
-        if not self.cache.config.enabled or (spec.height or variant.resolution) != size:
+        if not self.cache.config.enabled or (spec.height or variant.resolution) != size or (
+                spec.edit is not None):  # an edit's latents are not its prompt's
             return
         generation = Generation(
             prompt=spec.prompt,
@@ -144,7 +145,7 @@ class CacheServing:
         from argus.runtime.base import CacheInfo
 
         probed = self._probes.pop(request.request_id, None)
-        if not self.cache.config.enabled or job.width != job.height:
+        if not self.cache.config.enabled or job.width != job.height or job.edit is not None:
             return job, CacheInfo(similarity=request.cache_similarity)
         try:
             return self._prepare(request, job, level, probed)

@@ -114,7 +114,7 @@ class ClusterLoop:
             return
         while plane.queues.variant_count[v]:
             batch = plane.next_batch(worker, now, self.max_batch)
-            if plane._rejected_later:  # requests that expired in the queue
+            if plane.rejected_later:  # requests that expired in the queue
                 self.executor.unserved(plane.take_rejected(), now)
             if not batch:
                 break
@@ -170,7 +170,7 @@ class ClusterLoop:
 
     def settle(self, now: float) -> None:
         """Hand requests the plane rejected meanwhile to the executor."""
-        if self.plane._rejected_later:
+        if self.plane.rejected_later:
             self.executor.unserved(self.plane.take_rejected(), now)
 
     # ----------------------------------------------------------------- update

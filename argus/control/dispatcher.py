@@ -87,7 +87,7 @@ class LevelQueues:
         """Re-level a queued request (its old heap entry goes stale); it then runs its new
         level's steps."""
         self._forget(request, self._by_id[request.request_id][1])
-        request.run_steps, request.work_scale = None, 1.0
+        request.run_steps, request.work_scale = None, request.run_fraction
         self.push(request, level)
 
     def head(self, level: int) -> Request | None:

@@ -103,6 +103,6 @@ class PlacementMixin:
                 if worker is not None and (request, j) in servable:
                     self._queue(request, j)
                 else:
-                    self._rejected_later.append(self._reject(
+                    self.rejected_later.append(self._reject(
                         request, f"re-plan left no worker on level {table.names[j]}",
                         Rejection.NO_WORKER))

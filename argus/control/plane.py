@@ -135,7 +135,7 @@ class ControlPlane(PlacementMixin):
             self.finish_estimate, lambda v: self.workers.per_variant[v],
         )
         self._retried: set[str] = set()
-        self._rejected_later: list[Request] = []
+        self.rejected_later: list[Request] = []  # read only; drained by `take_rejected`
         self._optimal_cache: dict[int, tuple[dict[str, float], int]] = {}
         """id(prediction) -> (prediction, optimal level at the default floor), for stable
         predictions (the same dict object for the same input). The dict is kept alive with its
@@ -444,7 +444,7 @@ class ControlPlane(PlacementMixin):
         )
         if expired:
             self.rejected += len(expired)
-            self._rejected_later.extend(expired)
+            self.rejected_later.extend(expired)
         if batch:
             self._running_s[v] += table.image_time_s[level] * images * batch[0].work_scale
         return batch
@@ -509,7 +509,7 @@ class ControlPlane(PlacementMixin):
             request.status = RequestStatus.FAILED
             request.reason = "failed twice: worker crashed while generating"
             request.rejection = Rejection.FAILED
-            self._rejected_later.append(request)
+            self.rejected_later.append(request)
             return request
         self._retried.add(request.request_id)
         request.start_s = None
@@ -536,7 +536,7 @@ class ControlPlane(PlacementMixin):
 
     def take_rejected(self) -> list[Request]:
         """Requests rejected or failed after admission since the last call."""
-        out, self._rejected_later = self._rejected_later, []
+        out, self.rejected_later = self.rejected_later, []
         return out
 
     # ----------------------------------------------------------------- planning

@@ -263,5 +263,5 @@ def _install_table_predictor(plane) -> None:  # noqa: ANN001 - ControlPlane (imp
     from argus.control.training import fitted_for_table
 
     cache = plane.config.cache
+    # Called from `bind`: the plane reads the new predictor's `stable_outputs` after it.
     plane.predictor = fitted_for_table(plane.table, cache.similarity_bands, cache.band_steps)
-    plane._stable_predictions = True  # noqa: SLF001 - its dicts are cached per input

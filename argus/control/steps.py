@@ -145,6 +145,7 @@ class StepModel:
             if steps is not None and steps > table.steps[level] and not request.pinned:
                 steps = None
         if steps is None or steps == table.steps[level]:
-            request.run_steps, request.work_scale = None, 1.0
+            request.run_steps, request.work_scale = None, request.run_fraction
         else:
-            request.run_steps, request.work_scale = steps, self.work_scale(v, steps)
+            request.run_steps = steps
+            request.work_scale = self.work_scale(v, steps) * request.run_fraction

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from argus.runtime.messages import EditInput
 from argus.types import Rejection
 
 
@@ -39,6 +40,8 @@ class GenerationRequest:
     tenant: str = "default"
     partial_images: int = 0
     """x0 previews per image sent with the progress updates (streaming `partial_images`)."""
+    edit: EditInput | None = None
+    """POST /v1/images/edits: the images (at the output size), mask and strength."""
 
 
 @dataclass(frozen=True)

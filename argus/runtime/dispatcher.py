@@ -152,14 +152,19 @@ class Dispatcher(Runtime):
         self._serving = asyncio.Event()
         """Set once a worker has its variant loaded: until then requests wait at the door."""
         self.worker_deaths = 0
-        self.max_job_s = config.server.max_job_s or JOB_LIMIT_SLOS * self._slo_s()
+        self.max_job_s = config.server.max_job_s or JOB_LIMIT_SLOS * self.plane.slo_s
         self.job_stop_grace_s = JOB_STOP_GRACE_S + 0.1 * self.max_job_s
 
     # -- Runtime interface ------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, background: bool = True) -> None:
+        """`background` False: the pool reports on this thread and the caller calls `on_timer`
+        (a scripted pool on a virtual clock)."""
         self._loop = asyncio.get_running_loop()
         self.plane.tick(self._clock())
+        if not background:
+            self.pool.start(self._on_event)
+            return
         # Workers boot in the background (a fork server imports torch first): the API answers
         # /health at once and /ready when a worker has its variant loaded.
         boot = asyncio.to_thread(self.pool.start, self._from_pool_thread)
@@ -174,7 +179,7 @@ class Dispatcher(Runtime):
         request = Request(
             prompt=spec.prompt,
             arrival_s=now,
-            deadline_s=now + self._slo_s(),
+            deadline_s=now + self.plane.slo_s,
             n=spec.n,
             tenant=spec.tenant,
             seed=spec.seed,
@@ -183,8 +188,10 @@ class Dispatcher(Runtime):
             pinned_steps=spec.pinned_steps,
             requested_steps=spec.requested_steps,
             no_approximation=spec.no_approximation,
+            run_fraction=spec.edit.strength if spec.edit else 1.0,
         )
-        self.cache.annotate(request, spec)
+        if not isinstance(self.cache, NoCache):  # embeds the prompt: off the event loop
+            await asyncio.to_thread(self.cache.annotate, request, spec)
         handle = JobHandle(request.request_id)
         seed = spec.seed if spec.seed is not None else random.randrange(2**31)
         # Registered first: admission may start it on an idle worker at once.
@@ -224,10 +231,15 @@ class Dispatcher(Runtime):
     def ready(self) -> bool:
         return self.not_ready_reason() is None
 
+    def request_of(self, request_id: str) -> Request | None:
+        """The control plane's record of an admitted request not yet answered."""
+        entry = self._entries.get(request_id)
+        return entry.request if entry else None
+
     def not_ready_reason(self) -> str | None:
         if self._draining:
             return "the server is shutting down (draining)"
-        hung_after_s = min(self.config.server.worker_stall_s, self._slo_s())
+        hung_after_s = min(self.config.server.worker_stall_s, self.plane.slo_s)
         return not_ready_reason(self._workers, self._clock(), hung_after_s)
 
     def queue_lengths(self) -> dict[str, int]:
@@ -274,11 +286,6 @@ class Dispatcher(Runtime):
         await asyncio.to_thread(self.pool.stop)
 
     # -- Dispatch ---------------------------------------------------------------------------
-
-    def _slo_s(self) -> float:
-        from argus.control.levels import default_slo_s
-
-        return default_slo_s(self.config, self.profile)
 
     def _predicted(self, request: Request) -> float | None:
         if request.predicted_quality is None or request.level is None:
@@ -443,6 +450,7 @@ class Dispatcher(Runtime):
             width=spec.width or variant.resolution,
             guidance_scale=variant.guidance_scale if guidance is None else guidance,
             partial_images=spec.partial_images,
+            edit=spec.edit,
             feature_cache=level.feature_cache,
         )
 

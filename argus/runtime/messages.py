@@ -12,6 +12,31 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class EditInput:
+    """An edit's input (POST /v1/images/edits): image-to-image, or inpainting with a mask."""
+
+    images: tuple[np.ndarray, ...]
+    """uint8 (H, W, 3) at the output size; image i of the request starts from
+    images[i % len(images)]."""
+    mask: np.ndarray | None = None
+    """bool (H, W) at the output size, True = repaint (inpainting); None: image-to-image."""
+    strength: float = 0.8
+    """Fraction of the schedule re-run, in (0, 1]: the run starts at step
+    K = round((1 - strength) x N), at most N - 1."""
+
+    def start_step(self, steps: int) -> int:
+        """K for an N-step schedule."""
+        return min(max(round((1 - self.strength) * steps), 0), steps - 1)
+
+    def image(self, i: int) -> np.ndarray:
+        """Image i's start as the engine takes it: float32 in [0, 1]."""
+        return self.images[i % len(self.images)].astype(np.float32) / 255.0
+
+    def repaint(self) -> np.ndarray | None:
+        return None if self.mask is None else self.mask.astype(np.float32)
+
+
+@dataclass(frozen=True)
 class Job:
     """One request's work: `n` images of one prompt at one level (contract D seam included)."""
 
@@ -35,12 +60,18 @@ class Job:
     """Previews per image (0-3): the worker decodes the predicted clean image (x0) at this many
     evenly spaced steps of the run it does (`argus.engine.generate.preview_steps`, so a cache
     resume or a re-levelled step count still gets them) and sends them in `Progress.previews`."""
-
+    edit: EditInput | None = None
+    """Image-to-image / inpainting: the run starts at the edit's own K (never a cache resume)."""
     feature_cache: str = ""
     """The level's transformer feature cache (`LevelConfig.feature_cache`); batch-wide."""
 
+    @property
+    def first_step(self) -> int:
+        """K: the step the run starts at (an edit's from its strength, else `start_step`)."""
+        return self.start_step if self.edit is None else self.edit.start_step(self.steps)
+
     def compatibility_key(self) -> tuple[int, int, int, int, float, str]:
-        return (self.steps, self.start_step, self.height, self.width, self.guidance_scale,
+        return (self.steps, self.first_step, self.height, self.width, self.guidance_scale,
                 self.feature_cache)
 
 

@@ -26,7 +26,7 @@ def job_preview_steps(job: Job) -> tuple[int, ...]:
         return ()
     from argus.engine.generate import preview_steps
 
-    return preview_steps(job.partial_images, job.start_step, job.steps)
+    return preview_steps(job.partial_images, job.first_step, job.steps)
 
 
 def with_previews(jobs: Sequence[Job], emit: Emit) -> tuple[Emit, Collect | None]:
