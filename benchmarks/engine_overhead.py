@@ -31,6 +31,7 @@ from argus.config import VariantConfig
 from argus.engine.edits import seeded_noise
 from argus.engine.generate import GenerationSpec, generate
 from argus.engine.pipeline import Pipeline, load_pipeline
+from argus.runtime.worker import set_torch_threads
 
 PROMPTS = ["a red circle", "two blue squares"]
 
@@ -87,28 +88,16 @@ def engine_vs_diffusers(resolution: int, steps: int, batch: int, repeats: int) -
             "goal_diff": 1e-5, "met": a / d <= 1.03 and diff <= 1e-5}
 
 
-def bare_engine_ms(requests: int) -> tuple[float, float]:
-    """(median ms, median denoise ms) of `generate` for what the server runs at l-20."""
+def shapes_l() -> tuple[Pipeline, VariantConfig]:
     from argus.defaults import default_config
 
-    config = default_config()
-    variant = next(v for v in config.variants if v.name == "shapes-l")
-    pipe = load_pipeline(variant)
-    walls, denoise = [], []
-    for i in range(requests + 1):
-        spec = GenerationSpec(prompt=PROMPTS[i % 2], seed=100 + i, steps=20,
-                              height=variant.resolution, width=variant.resolution,
-                              guidance_scale=variant.guidance_scale)
-        start = time.perf_counter()
-        result = generate(pipe, [spec])[0]
-        if i:  # the first is the warm-up
-            walls.append((time.perf_counter() - start) * 1e3)
-            denoise.append(result.timings_ms["denoise"])
-    return statistics.median(walls), statistics.median(denoise)
+    variant = next(v for v in default_config().variants if v.name == "shapes-l")
+    return load_pipeline(variant), variant
 
 
-def server_ms(requests: int) -> dict:
-    """Sequential l-20 requests to a fresh `argus serve` (1 worker x 1 thread)."""
+def server_vs_engine(requests: int) -> dict:
+    """Sequential l-20 requests to a fresh `argus serve` (1 worker x 1 thread), each followed by
+    the bare `generate` call of the same spec here (alternated: drift hits both alike)."""
     import tempfile
 
     import httpx
@@ -116,40 +105,38 @@ def server_ms(requests: int) -> dict:
 
     from argus.bench.study import live_server, server_config
 
-    walls, runs, queues = [], [], []
+    pipe, variant = shapes_l()
+    http, run, bare, denoise = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(yaml.safe_dump(server_config(Path(tmp) / "cache")))
         with live_server("argus", config, Path(tmp) / "server.log") as url, \
                 httpx.Client(base_url=url, timeout=120) as client:
-            for i in range(requests + 1):
+            for i in range(requests + 1):  # the first round is the warm-up
                 body = {"prompt": PROMPTS[i % 2], "model": "l-20", "seed": 100 + i,
                         "response_format": "b64_json"}
                 start = time.perf_counter()
                 response = client.post("/v1/images/generations", json=body)
-                wall = (time.perf_counter() - start) * 1e3
+                wall = time.perf_counter() - start
                 response.raise_for_status()
-                timings = response.json()["data"][0]["argus"]["timings_ms"]
+                spec = GenerationSpec(prompt=body["prompt"], seed=body["seed"], steps=20,
+                                      height=variant.resolution, width=variant.resolution,
+                                      guidance_scale=variant.guidance_scale)
+                start = time.perf_counter()
+                result = generate(pipe, [spec])[0]
                 if i:
-                    walls.append(wall)
-                    runs.append(timings["run"])
-                    queues.append(timings["queue"])
-    return {"http_median_ms": statistics.median(walls), "run_median_ms": statistics.median(runs),
-            "queue_median_ms": statistics.median(queues)}
-
-
-def server_vs_engine(requests: int) -> dict:
-    bare, denoise = bare_engine_ms(requests)
-    served = server_ms(requests)
-    http = served["http_median_ms"]
+                    http.append(wall * 1e3)
+                    run.append(response.json()["data"][0]["argus"]["timings_ms"]["run"])
+                    bare.append((time.perf_counter() - start) * 1e3)
+                    denoise.append(result.timings_ms["denoise"])
+    h, b = statistics.median(http), statistics.median(bare)
     return {"bench": "server_vs_engine", "level": "l-20 (shapes-l, 20 steps, batch 1, 32 px)",
-            "requests": requests, "bare_engine_median_ms": round(bare, 1),
-            "bare_denoise_median_ms": round(denoise, 1),
-            "http_median_ms": round(http, 1),
-            "server_run_median_ms": round(served["run_median_ms"], 1),
-            "server_queue_median_ms": round(served["queue_median_ms"], 1),
-            "overhead_ms": round(http - bare, 1), "overhead_ratio": round(http / bare, 3),
-            "outside_run_ms": round(http - served["run_median_ms"], 1)}
+            "requests": requests, "bare_engine_median_ms": round(b, 1),
+            "bare_denoise_median_ms": round(statistics.median(denoise), 1),
+            "http_median_ms": round(h, 1), "server_run_median_ms": round(statistics.median(run), 1),
+            "overhead_ms": round(h - b, 1), "overhead_ratio": round(h / b, 3),
+            "outside_run_median_ms": round(statistics.median(
+                [x - y for x, y in zip(http, run, strict=True)]), 1)}
 
 
 def main() -> None:
@@ -158,7 +145,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--skip-server", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    set_torch_threads(1)  # as a worker does: 1 intra-op, 1 inter-op thread
     for resolution, steps, batch in ((32, 20, 1), (32, 20, 4), (128, 20, 1), (128, 20, 4)):
         print(json.dumps(engine_vs_diffusers(resolution, steps, batch, args.repeats)), flush=True)
     if not args.skip_server:

@@ -32,9 +32,13 @@ from argus.bench.study_report import (
     fidelity_counts,
     fidelity_table,
     goals_section,
+    level_quality,
+    level_quality_table,
     merged_table,
     study_table,
 )
+from argus.control.profile import Profile
+from argus.defaults import PROFILE_FILE
 
 ALL_POLICIES = ("argus", "clipper-ha", "clipper-ht", "proteus", "random", "nirvana", "pac",
                 "diffserve")
@@ -90,11 +94,18 @@ def render(cells: list[dict]) -> str:
         "### Fidelity: `argus bench` vs `argus simulate` (same trace, rate, seed, policy, SLO; "
         "the shipped profile and predictor)",
         _within(cells, "simulate") + ".", fidelity_table(cells, "simulate"),
+        "### Quality per level: measured vs predicted vs the profile's table",
+        level_quality_table(level_quality(cells, _profile_means())),
         "### Fidelity with the live speed factor (the profile's times x the median measured / "
         "profiled batch time of the cell's own run)",
         _within(cells, "simulate_calibrated") + ".", fidelity_table(cells, "simulate_calibrated"),
         END,
     ])
+
+
+def _profile_means() -> dict[str, float]:
+    profile = Profile.load(PROFILE_FILE)
+    return {lv.name: lv.mean_quality for lv in profile.levels}
 
 
 def calibrate(out: Path) -> None:

@@ -193,3 +193,31 @@ def goals_section(cells: list[dict]) -> str:
                      f"| {g['best']} ({g['best_value']:.2f}) "
                      f"| {'met' if g['met'] else '**missed**'} |")
     return "\n".join(lines)
+
+
+def level_quality(cells: list[dict], profile_means: dict[str, float]) -> list[dict]:
+    """Per level over every cell's served images: measured relative quality (held-out prompts,
+    the bench's references), the server's predicted quality, and the profile's mean (what the
+    simulator's quality table gives for its own prompts)."""
+    measured: dict[str, list[float]] = defaultdict(list)
+    predicted: dict[str, list[float]] = defaultdict(list)
+    for cell in cells:
+        for record in cell["bench"].get("records", []):
+            for image in record.get("images", []):
+                if image.get("relative_quality") is not None:
+                    measured[image["level"]].append(image["relative_quality"])
+                    predicted[image["level"]].append(image.get("predicted_quality") or 0.0)
+    return [{
+        "level": level, "images": len(values),
+        "measured": round(sum(values) / len(values), 4),
+        "predicted": round(sum(predicted[level]) / len(values), 4),
+        "profile": profile_means.get(level),
+    } for level, values in sorted(measured.items(), key=lambda kv: -len(kv[1]))]
+
+
+def level_quality_table(rows: list[dict]) -> str:
+    lines = ["| level | images | measured rel. quality | server's prediction | profile mean |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['level']} | {r['images']} | {r['measured']:.3f} | {r['predicted']:.3f} "
+              f"| {_f(r['profile'], '.3f')} |" for r in rows]
+    return "\n".join(lines)

@@ -13,7 +13,14 @@ import yaml
 
 from argus.bench.calibrate import batches, scaled_profile, speed_factor
 from argus.bench.study import Cell, capacity_rps, grid, load_cells, rate_for, server_config
-from argus.bench.study_report import fidelity, goal_best_qwg, goal_goodput, level_l1, merged_table
+from argus.bench.study_report import (
+    fidelity,
+    goal_best_qwg,
+    goal_goodput,
+    level_l1,
+    level_quality,
+    merged_table,
+)
 from argus.config import parse_config
 from argus.control.profile import Profile
 from argus.defaults import PROFILE_FILE
@@ -163,3 +170,16 @@ def test_speed_factor_groups_batches_by_dispatch_instant() -> None:
     assert scaled.level("l-20").service_time(4) == pytest.approx(
         2 * profile.level("l-20").service_time(4))
     assert scaled.prompts == profile.prompts
+
+
+def test_level_quality_pools_scored_images_per_level() -> None:
+    """Measured and predicted quality are averaged per level over every cell's images."""
+    image = {"level": "l-10", "relative_quality": 0.9, "predicted_quality": 1.0}
+    cells = [{"bench": {"records": [{"images": [image, {**image, "relative_quality": 0.7}]}]}},
+             {"bench": {"records": [{"images": [{"level": "l-20", "relative_quality": 1.0,
+                                                 "predicted_quality": 1.0}]},
+                                    {"images": [{**image, "relative_quality": None}]}]}}]
+    rows = level_quality(cells, {"l-10": 0.987})
+    assert rows[0] == {"level": "l-10", "images": 2, "measured": 0.8, "predicted": 1.0,
+                       "profile": 0.987}
+    assert rows[1]["level"] == "l-20" and rows[1]["profile"] is None
