@@ -293,6 +293,45 @@ class RoutingConfig(_Section):
     cost_per_call: float = Field(default=0.0, ge=0.0)
 
 
+class AuditConfig(_Section):
+    """Online quality audit of served images and recalibration of the predictor (`argus.audit`,
+    docs/audit.md). Cheap by default: a 5% sample, at most `budget_per_min` audits a minute."""
+
+    enabled: bool = True
+    scorer: str | None = None
+    """Scorer spec (`shapes`, `clip:<model>`, `multi:<model>`; `argus.scorers.make_scorer`).
+    None: `shapes` when every variant is a shipped shapes model, else the audit is off."""
+    share: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Share of completed requests whose first image is audited."""
+    stale_s: float = Field(default=60.0, gt=0.0)
+    """A level not audited for this long has its next served image audited, whatever `share`."""
+    budget_per_min: float = Field(default=12.0, ge=0.0)
+    """Audits started per minute at most: each scores two images and runs one full-level
+    reference generation through the runtime. Samples past the budget are dropped."""
+    queue: int = Field(default=8, ge=1)
+    """Pending audits; a sample that finds the queue full is dropped (serving never waits)."""
+    reference_max_queued: int = Field(default=0, ge=0)
+    """A reference generation is submitted only while at most this many requests are queued
+    (spare capacity only; a reference that waits past the SLO is dropped)."""
+    window: int = Field(default=40, ge=2)
+    """Recent audited samples per level that the stats, the alarm and the refit look at."""
+    min_samples: int = Field(default=5, ge=1)
+    """Samples a level needs before it can alarm or be recalibrated."""
+    drift_threshold: float = Field(default=0.1, gt=0.0)
+    """|mean measured - mean predicted| relative quality above which a level drifts."""
+    alarm_after_s: float = Field(default=20.0, ge=0.0)
+    """The gap must hold this long before the drift alarm fires (one noisy sample must not)."""
+    recalibrate: bool = True
+    """Refit the predictor's per-level offsets from audited samples."""
+    max_step: float = Field(default=0.1, gt=0.0)
+    """Largest change of one level's offset per refit (one bad batch cannot swing it)."""
+    max_offset: float = Field(default=0.5, gt=0.0)
+    """Offsets are clamped to +-this."""
+    offsets: dict[str, float] = Field(default_factory=dict)
+    """Per-level offsets added to the predictor's output at start (a previous refit's, or a
+    deliberate miscalibration to test the audit with)."""
+
+
 class ArgusConfig(_Section):
     """Everything a deployment needs; one instance is passed everywhere."""
 
@@ -302,6 +341,7 @@ class ArgusConfig(_Section):
     control: ControlConfig = ControlConfig()
     cache: CacheConfig = CacheConfig()
     routing: RoutingConfig = RoutingConfig()
+    audit: AuditConfig = AuditConfig()
 
     @model_validator(mode="after")
     def _cross_check(self) -> ArgusConfig:
@@ -314,6 +354,9 @@ class ArgusConfig(_Section):
         for i, level in enumerate(self.levels):
             if level.variant not in names:
                 raise ValueError(f"levels.{i}.variant: unknown variant {level.variant!r}")
+        for name in self.audit.offsets:
+            if name not in level_names:
+                raise ValueError(f"audit.offsets: unknown level {name!r}")
         return self
 
     def variant(self, name: str) -> VariantConfig:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 
 from argus import __version__
 from argus.api.auth import PUBLIC_PATHS, AuthGuard, TenantAuth
+from argus.api.dashboard import Dashboard, install_dashboard
 from argus.api.edge import BodyGuard, EdgeRoute
 from argus.api.edits import add_edit_route
 from argus.api.errors import error_body, error_response, install_error_handlers
@@ -104,6 +105,8 @@ class ImagesService:
             config.routing, registry=self.metrics.registry
         )
         """Edge/cloud router (None unless `routing.enabled`); its counters are in /metrics."""
+        self.dashboard: Dashboard | None = None
+        """Live dashboard and quality audit (`argus.api.dashboard`), fed by `watch`."""
 
     async def route_to_cloud(self, body: ImageGenerationBody, tenant: str, http: Request):
         """(cloud response, decision) if the router sends it to the cloud and the cloud
@@ -167,8 +170,8 @@ class ImagesService:
         floor = self.config.control.quality_floor
         return lambda predicted: served(requested, predicted, floor, MEDIUM_FLOOR)
 
-    def watch(self, handle: JobHandle) -> None:
-        """Record the request's metrics once, however it ends."""
+    def watch(self, handle: JobHandle, spec: GenerationRequest | None = None) -> None:
+        """Record the request's metrics once, however it ends (and show it on the dashboard)."""
 
         def record(future: asyncio.Future[JobOutcome]) -> None:
             if future.cancelled():
@@ -176,6 +179,8 @@ class ImagesService:
             error = future.exception()
             if error is None:
                 self.metrics.completed(future.result())
+                if self.dashboard is not None and spec is not None:
+                    self.dashboard.completed(spec, future.result())
             elif isinstance(error, GenerationCancelledError):
                 self.metrics.ended("cancelled", handle.level, counts_for_slo=False)
             elif isinstance(error, Overloaded):
@@ -236,7 +241,9 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await dashboard.start()
         yield
+        await dashboard.stop()
         await runtime.shutdown()
         if service.edge_cloud is not None:
             await service.edge_cloud.aclose()
@@ -248,6 +255,8 @@ def create_app(config: ArgusConfig, runtime: Runtime | None = None) -> FastAPI:
         BodyGuard, max_bytes=config.server.max_body_bytes, timeout_s=config.server.body_timeout_s
     )
     app.state.service = service
+    service.dashboard = dashboard = install_dashboard(app, config, runtime,
+                                                      service.metrics.registry)
     install_error_handlers(app)
     _add_image_routes(app, service)
     add_edit_route(app, service, _answer, IMAGE_RESPONSES)
@@ -371,7 +380,7 @@ async def _answer(service: ImagesService, spec: GenerationRequest, body: ImageGe
     except Overloaded as err:
         service.metrics.ended("rejected", None)
         return overloaded(err)
-    service.watch(handle)
+    service.watch(handle, spec)
     response_format = body.response_format or "b64_json"
     base_url = service.base_url(http)
     options = body.output_options()
@@ -407,8 +416,9 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
 
     @app.get("/ready", responses=_errors(503))
     async def ready() -> Response:
-        if runtime.ready():
-            return JSONResponse({"status": "ready"})
+        drift = service.dashboard.drifting() if service.dashboard else []
+        if runtime.ready():  # a quality drift is reported, not a reason to stop traffic
+            return JSONResponse({"status": "ready", "quality_drift": drift})
         message = runtime.not_ready_reason() or "no worker is ready yet (or draining)"
         body = error_body(503, message, code="not_ready")
         return JSONResponse(body, 503, headers={"Retry-After": "1"})
@@ -419,7 +429,10 @@ def _add_ops_routes(app: FastAPI, service: ImagesService) -> None:
 
     @app.get("/v1/cluster")
     async def cluster() -> JSONResponse:
-        return JSONResponse(service.auth.visible(jsonable_encoder(runtime.snapshot())))
+        snap = runtime.snapshot()
+        if service.dashboard is not None:
+            snap = {**snap, "audit": service.dashboard.audit_snapshot()}
+        return JSONResponse(service.auth.visible(jsonable_encoder(snap)))
 
     @app.get("/v1/routing")
     async def routing() -> JSONResponse:

@@ -198,3 +198,39 @@ class TablePredictor:
                 hit[name] = cache_level_quality(hit[name], threshold, sim)
             self._discounted[key] = hit
         return hit
+
+
+class OffsetPredictor:
+    """Another predictor's output plus per-level offsets (`argus.audit` refits them online from
+    audited images). Stable like its inner predictor: the same inner dict gives the same
+    adjusted dict until the offsets change, so the plane's per-prediction caches stay valid."""
+
+    def __init__(self, inner: QualityPredictor, offsets: dict[str, float] | None = None) -> None:
+        self.inner = inner
+        self.offsets: dict[str, float] = {}
+        self._adjusted: dict[int, tuple[dict[str, float], dict[str, float]]] = {}
+        self.set_offsets(offsets or {})
+
+    @property
+    def stable_outputs(self) -> bool:
+        return isinstance(self.inner, ProfilePredictor) or getattr(
+            self.inner, "stable_outputs", False
+        )
+
+    def set_offsets(self, offsets: dict[str, float]) -> None:
+        """Replace the offsets (zero ones dropped); later predictions are new dict objects."""
+        self.offsets = {k: float(v) for k, v in offsets.items() if v}
+        self._adjusted = {}
+
+    def predict(self, request: Request) -> dict[str, float]:
+        base = self.inner.predict(request)
+        if not self.offsets:
+            return base
+        hit = self._adjusted.get(id(base))
+        if hit is not None and hit[0] is base:
+            return hit[1]
+        adjusted = {k: max(0.0, q + self.offsets.get(k, 0.0)) for k, q in base.items()}
+        if len(self._adjusted) >= 65536:
+            self._adjusted.clear()
+        self._adjusted[id(base)] = (base, adjusted)  # keeps `base` alive: ids are not reused
+        return adjusted
