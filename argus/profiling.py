@@ -12,6 +12,17 @@ nothing (relative 1.0); ratios are capped at `RELATIVE_CAP` so one lucky seed ca
 Cache levels (K > 0) are measured as the approximate cache serves them: a prompt resumes at step K
 from the latents its most similar other profiled prompt (pooled text embedding, same seed) had
 before step K, then finishes under its own prompt.
+
+Feature-cache levels (`LevelConfig.feature_cache`): a dynamic cache decides per batch how many
+steps run the transformer in full, so each prompt's quality run is a batch of one and records
+its computed steps (`LevelProfile.computed_steps`). Their service times are costed at the
+`COST_QUANTILE` of that distribution: each timed batch's time is scaled up by (quantile / the
+steps that batch computed) when it computed fewer. Why an upper quantile, and why 0.9:
+admission promises a deadline per request, and the prompts that skip least (complex scenes) are
+the ones a mean would under-cost, half of the time; the maximum would cost every prompt as the
+worst one and erase most of the cache's gain; the 10% above the quantile are absorbed by the
+queueing headroom the planner keeps (half the SLO, `UTILISATION_CAP`). Scaling by computed steps
+ignores a skipped step's own cost (head block, embeddings), so the estimate errs high.
 """
 
 from __future__ import annotations
@@ -35,6 +46,14 @@ from argus.scorers import ImageScorer, ScoredImage, make_scorer
 QUALITY_FLOOR = 0.05
 RELATIVE_CAP = 2.0
 SIMILARITY_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+COST_QUANTILE = 0.9
+"""Quantile of a feature-cache level's computed steps its service time is costed at."""
+
+
+def upper_quantile(values: Sequence[int], q: float = COST_QUANTILE) -> int:
+    """The nearest-rank q-quantile (a value that occurred, never below the share q)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(np.ceil(q * len(ordered))) - 1))]
 
 
 @dataclass
@@ -63,7 +82,8 @@ def pick_full_level(config: ArgusConfig, levels: Sequence[LevelConfig]) -> Level
     """The first variant at its default steps without cache reuse, else the first level."""
     first = config.variants[0]
     for level in levels:
-        if level.variant == first.name and level.steps == first.default_steps and not level.cache_k:
+        plain = not level.cache_k and not level.feature_cache
+        if level.variant == first.name and level.steps == first.default_steps and plain:
             return level
     return levels[0]
 
@@ -74,19 +94,28 @@ class _Runner:
     def __init__(self, config: ArgusConfig, pipe: Pipeline) -> None:
         self.pipe = pipe
         self.variant = config.variant(pipe.name)
+        self.computed: dict[str, list[int]] = {}
+        """Feature-cache level -> full transformer steps of each quality generation."""
+        self.timed_computed: dict[tuple[str, int], int] = {}
+        """(level, batch) -> full steps the timed batch ran."""
 
     def specs(self, level: LevelConfig, prompts: Sequence[str], seeds: Sequence[int],
               capture: Sequence[int] = ()) -> list[GenerationSpec]:
         size = self.variant.resolution
         return [
             GenerationSpec(p, s, level.steps, size, size, self.variant.guidance_scale,
-                           capture_steps=capture)
+                           capture_steps=capture, feature_cache=level.feature_cache)
             for p, s in zip(prompts, seeds, strict=True)
         ]
 
     def run(self, level: LevelConfig, prompts: Sequence[str], seeds: Sequence[int],
             start_from: Sequence[str] | None = None) -> list[np.ndarray]:
         """Images for (prompt, seed) pairs; cache levels resume from `start_from` prompts."""
+        if level.feature_cache:  # one at a time: the cache decides per batch
+            results = [generate(self.pipe, [spec])[0] for spec in self.specs(level, prompts, seeds)]
+            self.computed.setdefault(level.name, []).extend(
+                r.computed_steps or r.steps_run for r in results)
+            return [r.image for r in results]
         if not level.cache_k:
             return [r.image for r in generate(self.pipe, self.specs(level, prompts, seeds))]
         donors = generate(self.pipe, self.specs(level, start_from or prompts, seeds,
@@ -108,13 +137,25 @@ class _Runner:
             for spec, donor in zip(specs, donors, strict=True):
                 spec.start_step = level.cache_k
                 spec.start_latents = donor.captured[level.cache_k]
-        generate(self.pipe, specs)  # warm-up
+        warm = generate(self.pipe, specs)[0]  # warm-up
+        self.timed_computed[(level.name, batch)] = warm.computed_steps or warm.steps_run
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             generate(self.pipe, specs)
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
+
+
+def _costed_times(level: LevelConfig, times: dict[int, float], runner: _Runner,
+                  computed: list[int]) -> dict[int, float]:
+    """Measured batch times; a feature-cache level's at the `COST_QUANTILE` of its computed
+    steps (see the module docstring)."""
+    if not level.feature_cache or not computed:
+        return times
+    q = upper_quantile(computed)
+    return {b: round(t * max(1.0, q / max(runner.timed_computed[(level.name, b)], 1)), 5)
+            for b, t in times.items()}
 
 
 def _nearest_other(pipe: Pipeline, prompts: Sequence[str]) -> tuple[list[int], list[float]]:
@@ -127,7 +168,9 @@ def _nearest_other(pipe: Pipeline, prompts: Sequence[str]) -> tuple[list[int], l
 
 
 def pipeline_memory_gb(pipe: Pipeline) -> float:
-    modules = [m for m in (pipe.unet, pipe.text_encoder, pipe.vae) if m is not None]
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    modules = [m for m in (denoiser, pipe.text_encoder, pipe.text_encoder_2, pipe.vae)
+               if m is not None]
     total = sum(t.numel() * t.element_size() for m in modules for t in m.state_dict().values())
     return total / 1024**3
 
@@ -193,7 +236,7 @@ def measure_profile(spec: ProfileSpec, log: Callable[[str], None] = print) -> Pr
             means = [_mean_scores(group) for group in per_prompt]
             values[level.name] = [v for v, _ in means]
             metrics[level.name] = [m for _, m in means]
-            level_profiles.append((level, times))
+            level_profiles.append((level, times, runner))
             log(f"{level.name}: batch times {times}, mean value "
                 f"{np.mean(values[level.name]):.3f}")
 
@@ -208,12 +251,15 @@ def measure_profile(spec: ProfileSpec, log: Callable[[str], None] = print) -> Pr
             similarity=round(similarity[i], 5) if similarity else None,
         ))
     out_levels = []
-    for level, times in level_profiles:
+    for level, times, runner in level_profiles:
         rel = [row.quality[level.name] for row in prompt_rows]
+        computed = runner.computed.get(level.name, [])
         out_levels.append(LevelProfile(
             name=level.name, variant=level.variant, steps=level.steps, cache_k=level.cache_k,
-            service_time_s=times, mean_quality=round(float(np.mean(rel)), 5),
-            quality_std=round(float(np.std(rel)), 5),
+            service_time_s=_costed_times(level, times, runner, computed),
+            mean_quality=round(float(np.mean(rel)), 5),
+            quality_std=round(float(np.std(rel)), 5), feature_cache=level.feature_cache,
+            computed_steps={k: computed.count(k) for k in sorted(set(computed))},
         ))
     sims_arr = np.array(similarity or [0.0])
     return Profile(
