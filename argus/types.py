@@ -97,6 +97,9 @@ class Request:
     run_fraction: float = 1.0
     """Share of its schedule it runs: an edit starts at step K = (1 - strength) x N, so costs
     about `strength` of a run from noise (set at submission, kept through any override)."""
+    batch_key: tuple = ()
+    """What batch-mates must share besides their level and step count, so that one batch is
+    one engine call (the runtime sets the engine's terms: size, guidance, an edit's input)."""
     queue_seq: int = -1
     """Token of its live queue entry (`LevelQueues`); -1 when not queued. An entry whose token
     differs is stale (the request moved level, ran or left)."""

@@ -165,8 +165,10 @@ class LevelQueues:
                 request.rejection = Rejection.EXPIRED
                 expired.append(request)
                 continue
-            # One batch is one engine call: its requests run the same step count.
-            if batch and (finish > deadline or request.run_steps != batch[0].run_steps):
+            # One batch is one engine call: its requests run the same step count and share
+            # the engine's other terms.
+            if batch and (finish > deadline or request.run_steps != batch[0].run_steps
+                          or request.batch_key != batch[0].batch_key):
                 break
             _heappop(heap)
             # `_forget`, inlined (the counters are settled once after the loop).

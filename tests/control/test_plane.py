@@ -37,6 +37,19 @@ def test_next_batch_is_edf_and_compatible(sdxl_plane):
     assert all(r.status == RequestStatus.RUNNING and r.start_s == 0.5 for r in batch)
 
 
+def test_a_batch_holds_only_requests_the_engine_runs_in_one_call(sdxl_plane):
+    """Requests of one level with other engine terms (size, guidance) are not batch-mates: the
+    batch stops at the first one, so one plane batch is one engine call."""
+    plane = sdxl_plane
+    keys = [(64, 64, None), (64, 64, None), (32, 32, None), (64, 64, None)]
+    for i, key in enumerate(keys):
+        plane.admit(request(plane, 0.1 * i, sim=0.2, batch_key=key), 0.1 * i)
+    first = plane.next_batch(0, 0.5, max_batch=8)
+    assert [r.batch_key for r in first] == [(64, 64, None)] * 2
+    second = plane.next_batch(1, 0.5, max_batch=8)
+    assert [r.batch_key for r in second] == [(32, 32, None)]
+
+
 def test_batch_size_respects_earliest_deadline():
     profile = two_level_profile()
     plane = make_plane(profile, workers=1)
