@@ -189,6 +189,8 @@ class Dispatcher(Runtime):
             requested_steps=spec.requested_steps,
             no_approximation=spec.no_approximation,
             run_fraction=spec.edit.strength if spec.edit else 1.0,
+            # The engine's batch terms; an edit (its own input image) runs alone.
+            batch_key=(spec.width, spec.height, spec.guidance_scale, spec.edit and id(spec)),
         )
         if not isinstance(self.cache, NoCache):  # embeds the prompt: off the event loop
             await asyncio.to_thread(self.cache.annotate, request, spec)
