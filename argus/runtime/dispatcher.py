@@ -523,8 +523,9 @@ class Dispatcher(Runtime):
         served_level = request.level
         self.cache.store(request, entry.job, done)
         self.loop.job_done(request, now)
-        if request.status == RequestStatus.QUEUED:  # the policy re-dispatched it (cascade)
-            entry.worker_id = None
+        if request.status != RequestStatus.COMPLETED:  # re-dispatched (a cascade): queued, or
+            if request.status == RequestStatus.QUEUED:  # already running again on a worker
+                entry.worker_id = None                  # the loop offered it to at once
             return
         entry.handle.finish(self._outcome(entry, done, served_level, now))
         del self._entries[done.request_id]

@@ -57,18 +57,20 @@ def scenario() -> Scenario:
     )
 
 
-def config(profile: Profile, **server: object) -> ArgusConfig:
-    return config_for_profile(profile, server={"workers": 3, "queue_capacity": 10_000, **server})
+def config(profile: Profile, policy: str = "argus", **server: object) -> ArgusConfig:
+    cfg = config_for_profile(profile, server={"workers": 3, "queue_capacity": 10_000, **server})
+    return cfg.model_copy(update={"control": cfg.control.model_copy(update={"policy": policy})})
 
 
-def simulated(profile: Profile, script: Scenario) -> Decisions:
-    cfg = config(profile)
+def simulated(profile: Profile, script: Scenario, policy: str = "argus") -> Decisions:
+    cfg = config(profile, policy)
     plane = ControlPlane(cfg, profile, num_workers=cfg.server.workers)
     return run_scripted(plane, script, MAX_BATCH)
 
 
-def live(profile: Profile, script: Scenario) -> tuple[Decisions, LiveDriver]:
-    dispatcher, pool, clock = scripted_dispatcher(config(profile), profile, MAX_BATCH)
+def live(profile: Profile, script: Scenario, policy: str = "argus"
+         ) -> tuple[Decisions, LiveDriver]:
+    dispatcher, pool, clock = scripted_dispatcher(config(profile, policy), profile, MAX_BATCH)
     loop = asyncio.new_event_loop()
     try:
         driver = LiveDriver(dispatcher, pool, clock, script, loop)
@@ -86,6 +88,21 @@ def test_live_and_simulated_decisions_are_identical() -> None:
     assert len(sim.runs) > len(script.arrivals) / 2  # the scenario exercises the loop
     assert {level for _, level, _, _ in sim.runs} >= {"big-20", "big-10"}  # it degrades
     assert len(sim.loads) > len(profile.variants)  # a variant switch, not only boot loads
+    assert_same(sim, real)
+
+
+@pytest.mark.parametrize("policy", ["diffserve", "clipper-ha", "proteus"])
+def test_baselines_decide_alike_live_and_simulated(policy: str) -> None:
+    """A cascade (diffserve re-dispatches on completion) and planned baselines, same check."""
+    import argus.baselines  # noqa: F401 - registers the baselines
+
+    profile, script = two_variant_profile(), scenario()
+    sim = simulated(profile, script, policy)
+    assert len(sim.runs) > len(script.arrivals) / 2
+    assert_same(sim, live(profile, script, policy)[0])
+
+
+def assert_same(sim: Decisions, real: Decisions) -> None:
     assert real.loads == sim.loads
     assert real.runs == sim.runs
     assert {i: s for i, (s, _) in real.outcomes.items()} == \
