@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from argus.config import ArgusConfig, LevelConfig
 from argus.control.cluster import ClusterLoop
@@ -40,6 +40,7 @@ from argus.runtime.base import (
     ProgressUpdate,
     Runtime,
 )
+from argus.runtime.cache_hook import CacheHook, NoCache
 from argus.runtime.health import (
     JOB_LIMIT_SLOS,
     JOB_STOP_GRACE_S,
@@ -75,32 +76,6 @@ PUMP_PERIOD_S = 0.25
 """How often the plane is ticked, queued requests expire and idle workers are offered work
 without any event (a re-level may have moved queued work to an idle worker's variant)."""
 EXPIRED = "deadline passed while queued"
-
-
-class CacheHook(Protocol):
-    """The approximate cache's seam (contract D); it lives in this (front-end) process."""
-
-    def annotate(self, request: Request, spec: GenerationRequest) -> None:
-        """Before admission: e.g. set `request.cache_similarity` from a lookup."""
-
-    def prepare(self, request: Request, job: Job, level: LevelConfig) -> tuple[Job, CacheInfo]:
-        """At dispatch: return the job with `start_step`/`start_latents`/`capture_steps` set."""
-
-    def store(self, request: Request, job: Job, done: JobDone) -> None:
-        """After completion: keep `done.captured` (asynchronously)."""
-
-
-class NoCache:
-    """No approximate cache: every job starts from noise and nothing is captured."""
-
-    def annotate(self, request: Request, spec: GenerationRequest) -> None:
-        return None
-
-    def prepare(self, request: Request, job: Job, level: LevelConfig) -> tuple[Job, CacheInfo]:
-        return job, CacheInfo()
-
-    def store(self, request: Request, job: Job, done: JobDone) -> None:
-        return None
 
 
 @dataclass
