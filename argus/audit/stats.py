@@ -123,13 +123,16 @@ class AuditStats:
 
     def _refit(self, name: str, audit: LevelAudit, now: float) -> bool:
         """Move the offset by the window's median residual, at most `max_step`, within
-        +-`max_offset`, once `min_samples` samples were served under the current offset and
-        the residual exceeds half the alarm threshold (noise is not chased)."""
+        +-`max_offset`, once `min_samples` samples were served under the current offset.
+        Residuals under half the threshold are noise (left alone); one above the threshold
+        moves the offset only once the alarm confirmed it held for `alarm_after_s`."""
         cfg = self.config
         if len(audit.window) < cfg.min_samples:
             return False
         residual = statistics.median(s.measured - s.predicted for s in audit.window)
-        if abs(residual) <= cfg.drift_threshold / 2:
+        if abs(residual) <= cfg.drift_threshold / 2 or (
+            abs(residual) > cfg.drift_threshold and not audit.alarm
+        ):
             return False
         step = max(-cfg.max_step, min(cfg.max_step, residual))
         new = round(max(-cfg.max_offset, min(cfg.max_offset, audit.offset + step)), 4)

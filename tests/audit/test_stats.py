@@ -95,3 +95,12 @@ def test_offset_predictor_adds_offsets_and_stays_stable_between_changes() -> Non
     assert predictor.predict(request) == {"l-20": 1.0, "l-5": 0.0}  # never below 0
     predictor.set_offsets({})
     assert predictor.predict(request) is Fixed.out
+
+
+def test_a_large_gap_moves_the_offset_only_once_the_alarm_confirmed_it() -> None:
+    """Before alarm_after_s has passed, a gap above the threshold is not refitted."""
+    stats = AuditStats(_config(alarm_after_s=10.0, offsets={"l-5": 0.3}))
+    _feed(stats, "l-5", truth=0.7, base=0.7, start_s=0.0, count=8)  # t = 0..7 s
+    assert stats.level("l-5").offset == 0.3 and stats.drifting() == []
+    assert _feed(stats, "l-5", truth=0.7, base=0.7, start_s=14.0, count=1) == [True]
+    assert stats.drifting() == ["l-5"] and stats.level("l-5").offset == 0.2
