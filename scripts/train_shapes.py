@@ -45,7 +45,11 @@ from argus.shapes.model import (  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variant", required=True, choices=["shapes-l", "shapes-m", "shapes-s"])
+    p.add_argument("--variant", required=True,
+                   choices=["shapes-l", "shapes-m", "shapes-s", "shapes-dit"])
+    p.add_argument("--arch", default="unet", choices=["unet", "dit"],
+                   help="dit: the shapes diffusion transformer, flow matching "
+                        "(argus.shapes.dit_train)")
     p.add_argument("--minutes", type=float, required=True, help="training wall-clock budget")
     p.add_argument("--steps", type=int, default=0, help="fix the step count (0: from --minutes)")
     p.add_argument("--threads", type=int, default=1)
@@ -203,6 +207,10 @@ def lr_at(step: int, progress: float, args: argparse.Namespace) -> float:
 def run(args: argparse.Namespace) -> dict | None:
     """Train; with `--procs N` the N processes train one model on N data streams (gradients
     averaged each step): on a CPU, N one-thread processes outrun one N-thread process."""
+    if args.arch == "dit":
+        from argus.shapes.dit_train import train_dit
+
+        return train_dit(args)
     if args.procs > 1:
         with socket.socket() as probe:  # a free port for the process group's rendezvous
             probe.bind(("127.0.0.1", 0))

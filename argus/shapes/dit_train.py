@@ -1,0 +1,79 @@
+"""Training loop of the shapes DiT (`scripts/train_shapes.py --arch dit`): flow matching on the
+shapes data stream, AdamW with warm-up and cosine decay, an EMA copy, a checkpoint and a
+training record. Saving a servable diffusers folder and `argus profile` of it are not done yet
+(docs/shapes.md)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from argus.shapes.dataset import TrainBatches
+from argus.shapes.dit import build_dit_components, flow_matching_loss
+from argus.shapes.model import FastTokenizer, parameter_count
+
+LOG_EVERY_S = 10.0
+
+
+def _lr(step: int, progress: float, args: argparse.Namespace) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def train_dit(args: argparse.Namespace) -> dict:
+    """Train for `--minutes` (or `--steps`); returns the record also written next to `--out`."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    parts = build_dit_components(args.variant, seed=args.seed)
+    model = torch.nn.ModuleDict({"transformer": parts.transformer,
+                                 "text_encoder": parts.text_encoder})
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99),
+                            weight_decay=0.01)
+    data = iter(TrainBatches(FastTokenizer(parts.tokenizer), args.batch, seed=args.seed,
+                             null_caption_p=args.null_caption))
+    losses: list[tuple[int, float]] = []
+    t0 = last = time.perf_counter()
+    running, step = 0.0, 0
+    while True:
+        progress = step / args.steps if args.steps else (time.perf_counter() - t0) / (
+            args.minutes * 60)
+        if progress >= 1.0:
+            break
+        latents, ids, fg = next(data)
+        weight = 1 + (args.fg_weight - 1) * fg
+        loss = flow_matching_loss(model.text_encoder, model.transformer, latents, ids, weight)
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, progress, args)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+        value = float(loss.detach())
+        running = value if step == 0 else 0.95 * running + 0.05 * value
+        step += 1
+        if step == 1 or time.perf_counter() - last >= LOG_EVERY_S:
+            last = time.perf_counter()
+            losses.append((step, round(running, 5)))
+            print(f"[{args.variant}] step {step} ({progress:.0%}) loss {running:.4f} "
+                  f"{last - t0:.0f}s", flush=True)
+    losses.append((step, round(running, 5)))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"ema": ema.state_dict(), "model": model.state_dict(), "step": step,
+                "variant": args.variant}, f"{args.out.rstrip('/')}.ckpt.pt")
+    record = {"variant": args.variant, "arch": "dit", "objective": "flow matching (velocity)",
+              "steps": step, "batch": args.batch, "threads": args.threads, "lr": args.lr,
+              "seconds": round(time.perf_counter() - t0, 1),
+              "parameters": parameter_count(model), "loss_curve": losses}
+    Path(f"{args.out.rstrip('/')}.record.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
