@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,25 +24,9 @@ from pathlib import Path
 import httpx
 import yaml
 
+from argus.bench.study import free_port, wait_ready
+
 ARGUS = str(Path(sys.executable).with_name("argus"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("server did not become ready")
 
 
 def config_file(args: argparse.Namespace, folder: str) -> str:
@@ -90,10 +73,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "ARGUS_CACHE_DIR": os.path.join(folder, "cache")}
         server = subprocess.Popen([ARGUS, "serve", "--config", config_file(args, folder),
-                                   "--port", str(port)], env=env, stderr=subprocess.PIPE,
-                                  text=True)
+                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         try:
-            wait_ready(url)
+            wait_ready(url, server)
             start = time.monotonic()
             bench = subprocess.Popen(
                 [ARGUS, "bench", "--url", url, "--trace", "poisson", "--rate", str(args.rate),

@@ -91,6 +91,8 @@ class Auditor:
         self._started: deque[float] = deque()
         self._last_offer: dict[str, float] = {}
         self.dropped: dict[str, int] = {}
+        self.references = 0
+        """Reference generations submitted (they show in the plane's admitted counts)."""
         self.on_sample: list[Callable[[Sample], None]] = []
         """Called on the event loop after each audited sample (metrics, dashboard)."""
 
@@ -189,6 +191,7 @@ class Auditor:
             no_approximation=True, tenant=AUDIT_TENANT,
         )
         try:
+            self.references += 1
             handle = await self.runtime.submit(spec)
             outcome = await handle.outcome
         except ServingError as err:
@@ -207,7 +210,8 @@ class Auditor:
     def snapshot(self) -> dict[str, Any]:
         return {"enabled": True, "scorer": audit_scorer_spec(self.config), "full_level":
                 self.full.name, "queued": self._queue.qsize() if self._queue else 0,
-                "dropped": dict(self.dropped), **self.stats.snapshot()}
+                "dropped": dict(self.dropped), "references": self.references,
+                **self.stats.snapshot()}
 
 
 def _scorer_factory(spec: str) -> Callable[[], ImageScorer]:
