@@ -26,7 +26,7 @@ from collections import deque
 import numpy as np
 
 from argus.control.levels import UTILISATION_CAP
-from argus.control.policy import Demand, Plan, Policy, register_policy
+from argus.control.policy import Demand, Plan, Policy, PolicyContext, register_policy
 from argus.types import Request
 
 DISCRIMINATOR_NOISE = 0.03
@@ -39,7 +39,7 @@ CONFIDENCE_WINDOW = 2000
 class DiffServe(Policy):
     expire_after_slo = 1.5
 
-    def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    def bind(self, plane: PolicyContext) -> None:
         super().bind(plane)
         table = plane.table
         self.heavy = table.full

@@ -14,7 +14,7 @@ its level is rejected (the plane's admission, shared by every policy).
 from __future__ import annotations
 
 from argus.baselines.common import all_workers_at, fastest_level
-from argus.control.policy import Demand, Plan, Policy, register_policy
+from argus.control.policy import Demand, Plan, Policy, PolicyContext, register_policy
 from argus.control.predictor import band_threshold
 from argus.types import Request
 
@@ -27,7 +27,7 @@ class FixedLevelPolicy(Policy):
     def choose_level(self) -> int:
         raise NotImplementedError
 
-    def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    def bind(self, plane: PolicyContext) -> None:
         super().bind(plane)
         self.level = self.choose_level()
 

@@ -20,7 +20,7 @@ from argus.baselines.common import best_timely_level, population_quality, sub_ta
 from argus.control.aligner import align
 from argus.control.planner import MilpPlanner, PlannerSettings
 from argus.control.policies import ArgusPolicy
-from argus.control.policy import Demand, Plan, register_policy
+from argus.control.policy import Demand, Plan, PolicyContext, register_policy
 from argus.control.predictor import optimal_level
 from argus.types import Request
 
@@ -51,7 +51,7 @@ class _MeanQualityFix:
 @register_policy("proteus")
 class Proteus(_MeanQualityFix, ArgusPolicy):
     rank_prompts = False  # input-agnostic: one level mix for all prompts alike
-    def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    def bind(self, plane: PolicyContext) -> None:
         super().bind(plane)
         self.mean_quality = np.asarray(plane.table.mean_quality, float)
 
@@ -86,7 +86,7 @@ class Proteus(_MeanQualityFix, ArgusPolicy):
 
 @register_policy("random")
 class RandomAssignment(_MeanQualityFix, ArgusPolicy):
-    def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    def bind(self, plane: PolicyContext) -> None:
         super().bind(plane)
         self.rng = np.random.default_rng(self.seed)
         self.mean_quality = np.asarray(plane.table.mean_quality, float)
@@ -112,7 +112,7 @@ class PromptAwareCaching(ArgusPolicy):
 
     degrade_queued = False
 
-    def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    def bind(self, plane: PolicyContext) -> None:
         table = plane.table
         full = table.full
         self.levels = [

@@ -17,7 +17,14 @@ import numpy as np
 
 from argus.control.aligner import align, routing_from_flows
 from argus.control.planner import Allocation, MilpPlanner, PlannerSettings
-from argus.control.policy import DEMAND_SMOOTHING, Demand, Plan, Policy, register_policy
+from argus.control.policy import (
+    DEMAND_SMOOTHING,
+    Demand,
+    Plan,
+    Policy,
+    PolicyContext,
+    register_policy,
+)
 from argus.control.predictor import ProfilePredictor
 from argus.types import Request
 
@@ -70,7 +77,7 @@ class ArgusPolicy(Policy):
     burst_weight = 0.5
     """The rate routed for: sustained rate^(1-w) x forecast^w (geometric blend)."""
 
-    def bind(self, plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+    def bind(self, plane: PolicyContext) -> None:
         super().bind(plane)
         if self.learn_predictor:
             _install_table_predictor(plane)
@@ -253,7 +260,7 @@ def share_noise(
     return math.sqrt(2 / math.pi) * float(np.sqrt(share * (1 - share) * inverse).sum())
 
 
-def _install_table_predictor(plane) -> None:  # noqa: ANN001 - ControlPlane (import cycle)
+def _install_table_predictor(plane: PolicyContext) -> None:
     """Replace the plane's profile-means predictor by one trained on the profile's per-prompt
     table (text + cache similarity), when the profile has one."""
     if type(plane.predictor) is not ProfilePredictor:

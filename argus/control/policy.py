@@ -21,9 +21,8 @@ snapshots. A policy decides three things, through three hooks the plane calls:
 Policies also set `expire_after_slo`: a queued request whose batch would finish later than
 `arrival + expire_after_slo x SLO` is rejected at dequeue ("deadline passed while queued") instead
 of wasting a worker; None serves everything however late. Policies must be deterministic for a
-given `seed`. They read plane state (`plane.table`, `plane.config`, `plane.predictor`,
-`plane.num_workers`, `plane.workers_per_level()`, `plane.oracle`) but change it only through
-the return values of these hooks.
+given `seed`. They see the plane as a `PolicyContext` (its read-only state and estimates) and
+change it only through the return values of these hooks.
 
 Register a policy with `@register_policy("name")`; `make_policy(name, seed=...)` builds it. The
 built-in ones live in `argus.control.policies`; baselines in `argus.baselines` register on import.
@@ -33,14 +32,44 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
 from argus.types import Request
 
 if TYPE_CHECKING:
-    from argus.control.plane import ControlPlane
+    from argus.config import ArgusConfig
+    from argus.control.levels import LevelTable
+    from argus.control.load import LoadEstimator
+    from argus.control.predictor import QualityPredictor
+    from argus.control.profile import Profile
+
+
+class PolicyContext(Protocol):
+    """What a policy sees of the control plane (the plane is one): read-only state and the
+    plane's estimates. A policy changes the plane only through its hooks' return values, and
+    may install its own `predictor` in `bind` (the plane reads it after `bind` returns)."""
+
+    config: ArgusConfig
+    profile: Profile
+    table: LevelTable
+    num_workers: int
+    floor: float
+    tolerance: float
+    overload_floor: float
+    predictor: QualityPredictor
+    load: LoadEstimator
+    oracle: Callable[[Request, str], float] | None
+    """True quality of a request at a level (the simulator's oracle baselines); None live."""
+
+    def workers_per_level(self) -> np.ndarray: ...
+
+    def finish_estimate(self, level: int, now: float, images: int = 1, scale: float = 1.0,
+                        saved_s: float = 0.0) -> float: ...
+
+    def fastest_fix(self, request: Request, now: float, level: int,
+                    overloaded: bool = False) -> int | None: ...
 
 
 ROUTE_CYCLE = 1024
@@ -99,13 +128,13 @@ class Policy:
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-        self.plane: ControlPlane | None = None
+        self.plane: PolicyContext | None = None
         self._routes: list[list[int]] = []
         self._cursor: list[int] = []
         self._matrix: np.ndarray | None = None
         """The routing matrix installed last (None until a plan brings one)."""
 
-    def bind(self, plane: ControlPlane) -> None:
+    def bind(self, plane: PolicyContext) -> None:
         """Called once by the plane before anything else."""
         self.plane = plane
         self._matrix = None
