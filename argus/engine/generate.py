@@ -199,6 +199,8 @@ def generate(
     if not isinstance(pipe, Pipeline):  # a diffusion transformer: its own loop
         from argus.engine.flow import generate_flow
 
+        if any(s.init_image is not None for s in specs):  # refused, never silently ignored
+            raise ValueError("image edits run on UNet variants only; this one is a transformer")
         return generate_flow(pipe, specs, callback, preview)
     # 0. Check inputs.
     _check_batch(pipe, specs)

@@ -122,3 +122,11 @@ def test_size_multiple_without_loading() -> None:
 def test_bad_feature_cache_is_a_config_error(bad: str) -> None:
     with pytest.raises(ValueError, match="feature cache"):
         LevelConfig(name="l", variant="v", steps=8, feature_cache=bad)
+
+
+def test_transformer_refuses_an_edit_instead_of_ignoring_it(flow_pipe: FlowPipeline) -> None:
+    """Edits are built for UNets only: a transformer variant must not answer with a plain
+    text-to-image result (the worker reports the ValueError as the request's own 400)."""
+    image = np.zeros((32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="edits run on UNet variants only"):
+        generate(flow_pipe, [spec(init_image=image, start_step=2)])
