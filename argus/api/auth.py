@@ -10,7 +10,9 @@ approximate-cache namespace.
 
 Limits, with or without keys (without, the tenant is the `user` label, so they are advisory):
 `server.tenant_rate_rps` (token bucket of `tenant_rate_burst`) and `server.tenant_max_queued`
-(requests queued or running), both answered 429 with Retry-After.
+(requests queued or running), both answered 429 with Retry-After; and fair sharing under
+overload (`argus.api.fairness`: a tenant within its share displaces the newest queued request of
+the tenant most over its share).
 
 The principal of the request being served lives in a context variable set by `AuthGuard`
 (`current_tenant`), so that e.g. the image store can tag and check images without threading it
@@ -33,6 +35,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from argus.api.errors import error_response
+from argus.api.fairness import FairShare
 from argus.config import ArgusConfig
 from argus.runtime.base import GenerationRequest, JobHandle, Overloaded, Runtime
 
@@ -117,10 +120,11 @@ class TenantAuth:
             TokenBuckets(rate, server.tenant_rate_burst or max(1.0, rate)) if rate > 0 else None
         )
         self.max_queued = server.tenant_max_queued
-        self.quota_retry_s = server.slo_s or 5.0
         self._owners: dict[str, str] = {}
         """Live (queued or running) request id -> its tenant."""
         self._in_flight: dict[str, int] = {}
+        """Requests submitted and not yet ended per tenant (including ones being admitted)."""
+        self.fair = FairShare(server.slo_s or 5.0)
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         """The principal of an `Authorization: Bearer KEY` header, None if not a valid key."""
@@ -142,10 +146,11 @@ class TenantAuth:
         is the tenant's until it ends."""
         tenant = spec.tenant
         queued = self._in_flight.get(tenant, 0)
-        if self.max_queued and queued >= self.max_queued:
+        if self.max_queued and queued >= self.max_queued:  # retry when its oldest is due
             raise TenantLimited(
                 f"tenant {tenant!r} has {queued} requests queued or running, its quota "
-                f"(server.tenant_max_queued)", self.quota_retry_s, "tenant_queue_full",
+                f"(server.tenant_max_queued)", self.fair.oldest_ends_in_s(tenant),
+                "tenant_queue_full",
             )
         if self.buckets is not None and (wait := self.buckets.take(tenant)) > 0:
             raise TenantLimited(
@@ -154,17 +159,19 @@ class TenantAuth:
             )
         self._in_flight[tenant] = queued + 1  # held across the await: no quota race
         try:
-            handle = await runtime.submit(spec)
+            handle = await self.fair.submit(runtime, spec)
         except BaseException:
             self._release(tenant)
             raise
         request_id = handle.request_id
         self._owners[request_id] = tenant
+        self.fair.admitted(tenant, handle, spec.n)
         handle.outcome.add_done_callback(lambda _: self._ended(request_id, tenant))
         return handle
 
     def _ended(self, request_id: str, tenant: str) -> None:
         self._owners.pop(request_id, None)
+        self.fair.ended(tenant, request_id)
         self._release(tenant)
 
     def _release(self, tenant: str) -> None:
