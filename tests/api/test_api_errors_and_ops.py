@@ -77,7 +77,7 @@ def test_models_list_variants_and_levels_flagged_random(client: httpx.Client) ->
     assert by_id["tiny-large"]["random_weights"] is True
     assert by_id["large-10"] == {
         "kind": "level", "variant": "tiny-large", "steps": 10, "cache_k": 0,
-        "random_weights": True,
+        "feature_cache": "", "random_weights": True,
     }
 
 
