@@ -32,11 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def uvicorn_options(server: ServerConfig) -> dict[str, Any]:
     """uvicorn's connection limits from `server.*` (the body cap and read deadline are the app's:
     `argus.api.edge.BodyGuard`). h11, so that the header limit and the framing checks (both
-    Content-Length and Transfer-Encoding is a 400) hold whatever else is installed."""
+    Content-Length and Transfer-Encoding is a 400) hold whatever else is installed, guarded
+    (`argus.api.connections`): headers due within `body_timeout_s`, and past twice
+    `max_connections` (where requests already get 503) a new connection is closed at once."""
+    from argus.api.connections import guarded_h11
+
+    hard_cap = None if server.max_connections is None else 2 * server.max_connections
     return {
         "host": server.host,
         "port": server.port,
-        "http": "h11",
+        "http": guarded_h11(server.body_timeout_s, hard_cap),
         "timeout_keep_alive": server.keep_alive_s,
         "limit_concurrency": server.max_connections,
         "backlog": server.backlog,

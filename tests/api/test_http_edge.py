@@ -27,6 +27,7 @@ from edge_helpers import (
 )
 
 from argus.api import edge as edge_module
+from argus.api.connections import GuardedH11Protocol
 from argus.cli.serve import uvicorn_options
 from argus.config import ServerConfig
 
@@ -222,7 +223,9 @@ def test_uvicorn_limits_come_from_the_config() -> None:
     options = uvicorn_options(server)
     config = uvicorn.Config(lambda *_: None, log_config=None, **options)
     assert (config.timeout_keep_alive, config.limit_concurrency, config.backlog) == (2.5, 50, 64)
-    assert config.h11_max_incomplete_event_size == 8192 and config.http == "h11"
+    assert config.h11_max_incomplete_event_size == 8192
+    assert issubclass(config.http, GuardedH11Protocol)
+    assert (config.http.header_timeout_s, config.http.max_connections) == (30.0, 100)
     assert (config.host, config.port) == ("127.0.0.1", 8000)
     defaults = ServerConfig()
     assert defaults.max_body_bytes == 1024**2 and defaults.body_timeout_s == 30.0
