@@ -95,8 +95,9 @@ class Request:
     """Its cost per image relative to its level's (exact runs of other step counts), times
     `run_fraction`."""
     run_fraction: float = 1.0
-    """Share of its schedule it runs: an edit starts at step K = (1 - strength) x N, so costs
-    about `strength` of a run from noise (set at submission, kept through any override)."""
+    """Its base cost per image relative to a plain run of its level, kept through any override:
+    the share of its schedule it runs (an edit starts at step K = (1 - strength) x N, so costs
+    about `strength` of a run from noise) times its pixel area over the native size's."""
     batch_key: tuple = ()
     """What batch-mates must share besides their level and step count, so that one batch is
     one engine call (the runtime sets the engine's terms: size, guidance, an edit's input)."""

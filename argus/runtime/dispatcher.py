@@ -163,7 +163,8 @@ class Dispatcher(Runtime):
             pinned_steps=spec.pinned_steps,
             requested_steps=spec.requested_steps,
             no_approximation=spec.no_approximation,
-            run_fraction=spec.edit.strength if spec.edit else 1.0,
+            run_fraction=(cost := self._cost_scale(spec)),
+            work_scale=cost,
             # The engine's batch terms; an edit (its own input image) runs alone.
             batch_key=(spec.width, spec.height, spec.guidance_scale, spec.edit and id(spec)),
         )
@@ -263,6 +264,16 @@ class Dispatcher(Runtime):
         await asyncio.to_thread(self.pool.stop)
 
     # -- Dispatch ---------------------------------------------------------------------------
+
+    def _cost_scale(self, spec: GenerationRequest) -> float:
+        """Its cost per image relative to a plain run of its level: an edit runs `strength` of
+        the schedule, and a size other than the native one costs its pixel area (the
+        denoiser's work grows with the latent area; profiles time the native size only)."""
+        variant = spec.pinned_variant or self.config.level(
+            self.plane.table.names[self.plane.table.full]).variant
+        native = self.config.variant(variant).resolution
+        area = (spec.width or native) * (spec.height or native) / native**2
+        return area * (spec.edit.strength if spec.edit else 1.0)
 
     def _predicted(self, request: Request) -> float | None:
         if request.predicted_quality is None or request.level is None:

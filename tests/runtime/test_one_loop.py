@@ -14,7 +14,8 @@ from argus.config import ArgusConfig
 from argus.control.builtin import config_for_profile
 from argus.control.plane import ControlPlane
 from argus.control.profile import LevelProfile, Profile, VariantProfile
-from argus.runtime.base import GenerationCancelledError
+from argus.runtime.base import GenerationCancelledError, GenerationRequest
+from argus.runtime.messages import RunBatch
 from argus.sim.scripted import Decisions, Scenario, play, run_scripted
 
 MAX_BATCH = 4
@@ -152,3 +153,39 @@ def test_stalled_worker_is_restarted_by_the_watchdog_and_its_batch_retried() -> 
     handle = driver.handles[0]
     assert not isinstance(handle, Exception)
     assert handle.outcome.result().level  # served by the restarted worker, not failed
+
+
+def test_a_request_is_costed_by_its_pixels() -> None:
+    """Bounded cost: a request twice the native size per side costs 4x its level's time per
+    image in admission, planning and the batch it runs in (profiles time the native size)."""
+    profile = two_variant_profile()
+    dispatcher, pool, clock = scripted_dispatcher(config(profile, workers=1), profile, MAX_BATCH)
+    loop = asyncio.new_event_loop()
+    try:
+        driver = LiveDriver(dispatcher, pool, clock, Scenario(arrivals=[]), loop)
+        driver.boot(0.0)
+        while pool.next_time() < 3.0:
+            driver.report()
+        clock.now = 3.0
+        native = dispatcher.config.variant("big").resolution
+        specs = [GenerationRequest(prompt="a red circle"),
+                 GenerationRequest(prompt="a red circle", width=2 * native, height=2 * native)]
+        handles = [loop.run_until_complete(dispatcher.submit(spec)) for spec in specs]
+        requests = [dispatcher.request_of(h.request_id) for h in handles]
+        assert [r.work_scale for r in requests] == [1.0, 4.0]
+        runs = {}
+        while pool.next_time() < 30.0:
+            for _, _, command in pool.sent:
+                if isinstance(command, RunBatch) and command.jobs[0].request_id not in runs:
+                    runs[command.jobs[0].request_id] = (len(command.jobs),
+                                                         pool.duration(command))
+            pool.deliver_next()
+        levels = {lv.name: lv for lv in profile.levels}
+        # Each ran as its own batch (other size), the large one for 4x its level's time.
+        for request, scale in zip(requests, (1, 4), strict=True):
+            jobs, seconds = runs[request.request_id]
+            assert jobs == 1
+            assert seconds == pytest.approx(scale * levels[request.level].service_time_s[1])
+        assert handles[1].outcome.result().steps  # and it was served
+    finally:
+        loop.close()
