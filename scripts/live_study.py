@@ -23,11 +23,20 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from argus.bench.study import Cell, StudySpec, grid, load_cells, run_cell, simulate_calibrated
+from argus.bench.study import (
+    Cell,
+    StudySpec,
+    grid,
+    load_cells,
+    run_cell,
+    simulate_calibrated,
+    simulate_cell,
+)
 from argus.bench.study_report import (
     fidelity_counts,
     fidelity_table,
@@ -44,6 +53,8 @@ ALL_POLICIES = ("argus", "clipper-ha", "clipper-ht", "proteus", "random", "nirva
                 "diffserve")
 ALL_TRACES = ("poisson", "azure-llm-code", "bursty-sessions")
 ALL_LOADS = (0.5, 1.0, 2.0, 4.0)
+RETIMED = "profile-retimed.json"
+"""The shipped profile with its service times re-measured here (`python -m argus.bench.retime`)."""
 BEGIN, END = "<!-- live-study:begin -->", "<!-- live-study:end -->"
 
 
@@ -99,6 +110,9 @@ def render(cells: list[dict]) -> str:
         "### Fidelity with the live speed factor (the profile's times x the median measured / "
         "profiled batch time of the cell's own run)",
         _within(cells, "simulate_calibrated") + ".", fidelity_table(cells, "simulate_calibrated"),
+        "### Fidelity with the re-timed profile (the shipped profile's service times re-measured "
+        "on this machine, `python -m argus.bench.retime`)",
+        _within(cells, "simulate_retimed") + ".", fidelity_table(cells, "simulate_retimed"),
         END,
     ])
 
@@ -109,14 +123,19 @@ def _profile_means() -> dict[str, float]:
 
 
 def calibrate(out: Path) -> None:
-    """Add the speed-factor simulation to cells written without one (sims only, no server)."""
+    """Add the simulations a cell was written without (sims only, no server): the live speed
+    factor's, and the re-timed profile's when OUT/profile-retimed.json exists."""
+    retimed = out / RETIMED
     for path in sorted((out / "cells").glob("*.json")):
         cell = json.loads(path.read_text())
-        if "simulate_calibrated" in cell:
-            continue
         spec = StudySpec(out=out, duration_s=cell["duration_s"], seed=cell["seed"],
                          workers=cell["workers"])
-        cell["simulate_calibrated"] = simulate_calibrated(cell, spec)
+        if "simulate_calibrated" not in cell:
+            cell["simulate_calibrated"] = simulate_calibrated(cell, spec)
+        if retimed.exists() and "simulate_retimed" not in cell:
+            cell["simulate_retimed"] = simulate_cell(
+                Cell(cell["policy"], cell["trace"], cell["load"]), cell["rate_rps"],
+                replace(spec, profile=retimed), slo_s=cell["bench"]["slo_s"])
         path.write_text(json.dumps(cell, indent=1) + "\n")
 
 

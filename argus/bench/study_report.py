@@ -153,15 +153,13 @@ def study_table(cells: list[dict]) -> str:
 def fidelity_table(cells: list[dict], key: str = "simulate") -> str:
     """Bench vs the simulation under `key` (`simulate`: the shipped profile;
     `simulate_calibrated`: its times scaled by the live speed factor, shown per row)."""
-    head = ("| trace | load | policy | speed | goodput bench / sim | viol. bench / sim (pt) "
+    head = ("| trace | load | policy | sim profile | goodput bench / sim | viol. bench / sim (pt) "
             "| level L1 | quality bench / sim (%) |\n" + "|---" * 8 + "|")
     lines = [head]
     for cell in (c for c in cells if c.get(key)):
         g, v, lv, q = fidelity(cell["bench"], cell[key])
-        speed = cell[key].get("speed_factor")
         lines.append(
-            f"| {cell['trace']} | {cell['load']:g}x | {cell['policy']} "
-            f"| {'1 (shipped)' if speed is None else f'{speed:.2f}x'} "
+            f"| {cell['trace']} | {cell['load']:g}x | {cell['policy']} | {cell[key]['profile']} "
             f"| {g.bench:.2f} / {g.sim:.2f} ({g.gap:+.0%} {_mark(g.within)}) "
             f"| {v.bench:.1f} / {v.sim:.1f} ({_mark(v.within)}) "
             f"| {lv.gap:.2f} ({_mark(lv.within)}) "

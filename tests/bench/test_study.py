@@ -42,13 +42,14 @@ def _summary(goodput: float, viol: float, quality: float | None, shares: dict, q
         "measured_relative_quality": None if quality is None else quality / 100,
         "predicted_relative_quality": 0.97,
         "level_share": shares, "quality_weighted_goodput": qwg, "requests": 60,
-        "latency_p50_s": 0.6, "latency_p99_s": 2.1,
+        "latency_p50_s": 0.6, "latency_p99_s": 2.1, "profile": "shapes",
     }
 
 
 def _cell(policy: str, load: float, bench: dict, sim: dict) -> dict:
     return {"policy": policy, "trace": "poisson", "load": load, "rate_rps": 1.03 * load,
-            "bench": bench, "simulate": sim, "simulate_calibrated": None}
+            "bench": bench, "simulate": sim, "simulate_calibrated": None, "duration_s": 60.0,
+            "seed": 0, "workers": 1}
 
 
 def test_cell_names_sort_and_grid_keeps_a_workload_together() -> None:
