@@ -97,11 +97,14 @@ class ClusterLoop:
                 self._idle[self.loaded[w]].append(w)
         self.loads = 0
         """Variant loads started."""
+        self._upgrades = plane.policy.degrade_queued
+        """Idle workers take other variants' queued work where it is better served there."""
         self._assignments = plane.workers.changes
 
     # ----------------------------------------------------------------- schedule
-    def offer(self, worker: int, now: float) -> None:
-        """A free worker's next step: load its planned variant, run a batch, or go idle."""
+    def offer(self, worker: int, now: float) -> bool:
+        """A free worker's next step: load its planned variant, run a batch, or go idle (then
+        False)."""
         plane = self.plane
         if plane.workers.lent:
             plane.release_lent(worker, now)
@@ -111,8 +114,9 @@ class ClusterLoop:
             self.status[worker] = _LOADING
             self.loads += 1
             self.executor.load(worker, v, now)
-            return
-        while plane.queues.variant_count[v]:
+            return True
+        queues = plane.queues
+        while queues.variant_count[v] or (self._upgrades and queues.total):
             batch = plane.next_batch(worker, now, self.max_batch)
             if plane.rejected_later:  # requests that expired in the queue
                 self.executor.unserved(plane.take_rejected(), now)
@@ -121,20 +125,28 @@ class ClusterLoop:
             self.status[worker] = _BUSY
             self.batches[worker] = batch
             if self.executor.run(worker, batch, now):
-                return
+                return True
             self.batches[worker] = None
         self.status[worker] = _IDLE
         self._idle[v].append(worker)
+        return False
 
-    def wake(self, variant: int, now: float) -> None:
-        """Offer work to one idle worker holding `variant`, if any."""
+    def wake(self, variant: int, now: float) -> bool:
+        """Offer work to one idle worker holding `variant`, if any; True if it took some."""
         pool = self._idle[variant]
         status = self.status
         while pool:
             w = pool.pop()
             if status[w] is _IDLE:
                 status[w] = _LOADING  # claimed; `offer` sets the real state
-                self.offer(w, now)
+                return self.offer(w, now)
+        return False
+
+    def wake_other(self, variant: int, now: float) -> None:
+        """Work queued at `variant` found no idle worker there: offer it to an idle worker of
+        another variant that may take it better served (the plane's quality up when idle)."""
+        for v in range(len(self._idle)):
+            if v != variant and self._idle[v] and self.wake(v, now):
                 return
 
     def wake_all(self, now: float) -> None:
@@ -157,8 +169,15 @@ class ClusterLoop:
             self._assignments = plane.workers.changes
             self.wake_all(now)
         if request.status is not _REJECTED:
-            self.wake(self._variant_of[request.level], now)  # type: ignore[index]
+            self.wake_for(request, now)
         return request
+
+    def wake_for(self, request: Request, now: float) -> None:
+        """A request was queued (admitted, re-dispatched, requeued): an idle worker of its
+        variant takes it, else one of another variant may (quality up when idle)."""
+        v = self._variant_of[request.level]  # type: ignore[index]
+        if not self.wake(v, now) and self._upgrades:
+            self.wake_other(v, now)
 
     def tick(self, now: float) -> object | None:
         """The plane's planning tick; a new plan is offered to the idle workers. Returns it."""
@@ -179,7 +198,7 @@ class ClusterLoop:
         it is then QUEUED again and an idle worker of its new variant is offered it."""
         self.plane.complete(request, now)
         if request.status is not _COMPLETED:
-            self.wake(self._variant_of[request.level], now)  # type: ignore[index]
+            self.wake_for(request, now)
         return request
 
     def job_ended(
@@ -207,7 +226,9 @@ class ClusterLoop:
         self.offer(worker, now)
 
     def finish_batch(self, worker: int, now: float) -> None:
-        """Every request of the worker's batch is done at once (the simulated executor)."""
+        """Every request of the worker's batch is done at once (the simulated executor). Its
+        run time calibrates the plane as a live batch's does (to 1 within rounding), so both
+        decide alike to the last bit."""
         batch = self.batches[worker]
         if batch is not None:
             for request in batch:
@@ -229,7 +250,7 @@ class ClusterLoop:
         requeued = self._requeue(batch, now)
         self.settle(now)
         for request in requeued:
-            self.wake(self._variant_of[request.level], now)  # type: ignore[index]
+            self.wake_for(request, now)
         return requeued
 
     def worker_ready(self, worker: int, now: float) -> None:

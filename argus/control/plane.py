@@ -6,10 +6,9 @@ A plain object: no threads, no I/O, the caller passes the time in. The caller
   (the worker loads `worker_level`'s variant first if it changed);
 - reports `complete` / `requeue` (worker crash) / `cancel` (queued) / `abort` (any, no result);
 - calls `tick` regularly (at least once per planning period; the first call starts the clock)
-  and collects `take_rejected()`:
-  requests rejected after admission (deadline passed while queued, failed twice), which must be
-  answered to their clients.
-The policy (Argus or a baseline, `argus.control.policy`) decides the plan and the routing.
+  and collects `take_rejected()`: requests rejected after admission (deadline passed while
+  queued, failed twice), which must be answered. `argus.control.cluster.ClusterLoop` does all
+  of this for an executor. The policy (`argus.control.policy`) decides the plan and routing.
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ OPTIMAL_CACHE_SIZE = 1 << 16
 BURST_SHARE_OF_SLO = 0.5
 """Plan for the busiest stretch of this share of the SLO in the load window: shorter bursts wait
 in queues within the deadline, longer ones need capacity."""
-
 BURST_REPLAN_GAP = 0.2
 """Shortest gap between event-triggered re-plans, as a share of the planning period."""
 BURST_FACTOR = 1.5
@@ -54,7 +52,7 @@ BURST_FACTOR = 1.5
 factor (a burst the plan has not seen); an overload the plan expected waits for its period."""
 UPGRADE_SLACK = 0.5
 """Share of the SLO within which a request routed below its optimal level still finishes at the
-optimal one, for it to be upgraded (see `ControlPlane._upgrade_with_slack`)."""
+optimal one, for it to be upgraded (`ControlPlane._upgrade_with_slack`)."""
 SLOWDOWN_WEIGHT = 0.2
 """EWMA weight of the newest batch in `ControlPlane.slowdown`."""
 SLOWDOWN_RANGE = (0.5, 4.0)
@@ -431,13 +429,17 @@ class ControlPlane(PlacementMixin):
         table = self.table
         queues = self.queues
         v = table.variant[self.workers.level[worker_id]]
-        if not queues.variant_count[v]:
+        if not queues.variant_count[v] and not (  # idle: take better-served work of others
+                self._degrades and queues.total and self.releveler.upgrade_into(v, now,
+                                                                                 self.slowdown)):
             return []
         level = queues.earliest(self._variant_levels[v])
         if level < 0:
             return []
         if self._degrades:
             level = self._rescue_heads(level, now, v)
+            if queues.variant_count[v] == 1:  # nothing else waits for this variant
+                level = self.releveler.upgrade_alone(level, now, self.slowdown)
         service = table.service_s[level]
         batch, expired, images = queues.take_batch(
             level, now, min(max_batch, len(service)), service, self.policy.expire_after_slo
@@ -465,9 +467,6 @@ class ControlPlane(PlacementMixin):
 
     def worker_level(self, worker_id: int) -> str:
         return self.table.names[self.workers.level[worker_id]]
-
-    def worker_level_index(self, worker_id: int) -> int:
-        return self.workers.level[worker_id]
 
     @property
     def worker_levels(self) -> list[int]:

@@ -215,6 +215,57 @@ class Releveler:
         self._move(request, level, best, "to meet its deadline at dispatch")
         return True
 
+    def upgrade_alone(self, level: int, now: float, slowdown: float = 1.0) -> int:
+        """Quality up when idle, in place: the only request queued at its variant starts on a
+        free worker at the best level of that variant it still finishes at alone, by its
+        deadline (an upgrade only; pinned and asked-for step counts stay). Returns its level."""
+        if self._ladder[self.table.variant[level]][0] == level:  # its variant's costliest
+            return level
+        request = self.queues.head(level)
+        if request is None or request.pinned or request.requested_steps is not None:
+            return level
+        best = self._best_in_time(request, self.table.variant[level], level, now, slowdown)
+        if best < 0:
+            return level
+        self._move(request, level, best, "onto a free worker (quality up)")
+        return best
+
+    def _best_in_time(self, request: Request, variant: int, level: int, now: float,
+                      slowdown: float) -> int:
+        """The level of `variant` predicted best for the request, better than `level`, at which
+        it still finishes alone by its deadline; -1 if none."""
+        table = self.table
+        names, quality = table.names, request.predicted_quality or {}
+        best, best_q = -1, quality.get(names[level], table.mean_quality[level])
+        for j in self._ladder[variant]:
+            service = table.service_s[j]
+            alone = service[min(request.n, len(service)) - 1] * request.run_fraction
+            q = quality.get(names[j], table.mean_quality[j])
+            if q > best_q and now + alone * slowdown <= request.deadline_s:
+                best, best_q = j, q
+        return best
+
+    def upgrade_into(self, variant: int, now: float, slowdown: float = 1.0) -> bool:
+        """Quality up when idle: a worker of `variant` has nothing of its own queued, so the
+        queued request (earliest deadline first, among the heads of other variants' queues)
+        predicted better at one of its levels moves there, to the best one it still finishes at
+        alone, by its deadline; False if none gains. It only takes work a busy variant would
+        have made wait, onto a worker that would otherwise idle (work-conserving)."""
+        table, queues = self.table, self.queues
+        count = queues.count
+        candidates = []
+        for level, queued in enumerate(count):
+            if queued and table.variant[level] != variant:
+                head = queues.head(level)
+                if head is not None and not head.pinned and head.requested_steps is None:
+                    candidates.append((head.deadline_s, level, head))
+        for _, level, request in sorted(candidates, key=lambda c: (c[0], c[1])):
+            best = self._best_in_time(request, variant, level, now, slowdown)
+            if best >= 0:
+                self._move(request, level, best, "onto an idle worker (quality up)")
+                return True
+        return False
+
     def _compatible(self, request: Request, level: int, t_now: float | None = None) -> list[int]:
         """Levels of the same variant cheaper than `level` (or than `t_now` per image) that the
         request's floor allows."""

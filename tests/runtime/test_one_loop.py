@@ -51,7 +51,7 @@ def scenario() -> Scenario:
     return Scenario(
         arrivals=arrivals,
         n=[1 + (i % 3 == 0) for i in range(len(arrivals))],
-        crashes=[(11.6, 0)],
+        crashes=[(11.6, 1)],
         cancels=[(11.9, 12), (3.9, 1), (12.6, 40)],
         restart_s=0.7,
         end_s=40.0,
@@ -113,13 +113,16 @@ def assert_same(sim: Decisions, real: Decisions) -> None:
 def test_crash_requeues_the_batch_once_and_cancel_ends_a_request() -> None:
     profile, script = two_variant_profile(), scenario()
     decisions, driver = live(profile, script)
-    crashed = [i for i, level, worker, start in decisions.runs if worker == 0 and start < 11.6]
-    last_batch_start = max(start for i, _, w, start in decisions.runs if w == 0 and start < 11.6)
-    lost = {i for i, _, w, start in decisions.runs if w == 0 and start == last_batch_start}
-    assert crashed and lost
-    for index in lost:  # run again after the crash (retried once), then answered
-        starts = [start for i, _, _, start in decisions.runs if i == index]
-        assert len(starts) == 2 and starts[1] >= 11.6
+    runs: dict[int, list[tuple[int, float]]] = {}
+    for index, _, worker, start in decisions.runs:
+        runs.setdefault(index, []).append((worker, start))
+    lost = {i for i, r in runs.items() if len(r) > 1}
+    assert lost  # the crash hit a running batch
+    for index in lost:  # it ran on the crashed worker, then once more after the crash
+        (first_worker, first), (_, again) = runs[index]
+        crash_s, crashed = script.crashes[0]
+        assert len(runs[index]) == 2 and first_worker == crashed and first < crash_s <= again
+        assert decisions.outcomes[index][0] == "completed"
     cancelled = driver.handles[12]
     assert {decisions.outcomes[i][0] for i in (1, 12, 40)} == {"cancelled"}
     with pytest.raises(GenerationCancelledError):
