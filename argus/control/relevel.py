@@ -39,6 +39,9 @@ from argus.types import Request
 
 __all__ = ["Releveler"]
 
+UPGRADE_MARGIN = 1.25
+"""Quality up when idle only where the better level's run, stretched by this factor, still ends
+by the deadline: an upgrade must never make an answer late (service times vary live)."""
 MEMO_SIZE = 1 << 14
 """Next moves remembered (then the memory starts over)."""
 _Move = tuple[float, float, int, Request, int, int, int]
@@ -241,7 +244,7 @@ class Releveler:
             service = table.service_s[j]
             alone = service[min(request.n, len(service)) - 1] * request.run_fraction
             q = quality.get(names[j], table.mean_quality[j])
-            if q > best_q and now + alone * slowdown <= request.deadline_s:
+            if q > best_q and now + alone * slowdown * UPGRADE_MARGIN <= request.deadline_s:
                 best, best_q = j, q
         return best
 
