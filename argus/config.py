@@ -321,6 +321,10 @@ class AuditConfig(_Section):
     """|mean measured - mean predicted| relative quality above which a level drifts."""
     alarm_after_s: float = Field(default=20.0, ge=0.0)
     """The gap must hold this long before the drift alarm fires (one noisy sample must not)."""
+    alarm_idle_s: float = Field(default=300.0, gt=0.0)
+    """A raised alarm clears (logged as idle) when its level gets no audited sample this long:
+    a level the planner stopped serving, e.g. after a refit lowered its prediction, gives no
+    evidence either way, and a stale alarm would hide the next real one."""
     recalibrate: bool = True
     """Refit the predictor's per-level offsets from audited samples."""
     max_step: float = Field(default=0.1, gt=0.0)

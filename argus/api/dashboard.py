@@ -160,7 +160,7 @@ class Dashboard:
 
     def drifting(self) -> list[str]:
         """Levels whose drift alarm is raised (the /ready body's `quality_drift`)."""
-        return self.auditor.stats.drifting() if self.auditor else []
+        return self.auditor.drifting() if self.auditor else []
 
     def audit_snapshot(self) -> dict[str, Any]:
         return self.auditor.snapshot() if self.auditor else {"enabled": False}

@@ -207,7 +207,13 @@ class Auditor:
             [decode(served), decode(reference)], [prompt, prompt]))
         return relative(value, full)
 
+    def drifting(self) -> list[str]:
+        """Levels whose drift alarm is raised (idle ones cleared first)."""
+        self.stats.expire(self.clock())
+        return self.stats.drifting()
+
     def snapshot(self) -> dict[str, Any]:
+        self.stats.expire(self.clock())
         return {"enabled": True, "scorer": audit_scorer_spec(self.config), "full_level":
                 self.full.name, "queued": self._queue.qsize() if self._queue else 0,
                 "dropped": dict(self.dropped), "references": self.references,

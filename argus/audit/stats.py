@@ -8,6 +8,7 @@ offset, never on the samples the offset was fitted to.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class LevelAudit:
     drifting_since: float | None = None
     """When the current window's gap first exceeded the threshold (None: within it)."""
     alarm: bool = False
+    last_s: float = -math.inf
+    """When its last sample was recorded."""
     previous: dict | None = None
     """The summary of the window the last refit closed (error before the refit)."""
 
@@ -91,11 +94,19 @@ class AuditStats:
             return False  # served under an offset since replaced: it says nothing of the new one
         audit.window.append(sample)
         audit.total += 1
+        audit.last_s = now
         self._update_alarm(sample.level, audit, now)
         return self.config.recalibrate and self._refit(sample.level, audit, now)
 
     def drifting(self) -> list[str]:
         return sorted(n for n, a in self.levels.items() if a.alarm)
+
+    def expire(self, now: float) -> None:
+        """Clear alarms whose level got no sample for `alarm_idle_s` (no evidence left)."""
+        for name, audit in self.levels.items():
+            if audit.alarm and now - audit.last_s >= self.config.alarm_idle_s:
+                audit.alarm, audit.drifting_since = False, None
+                self._event(now, name, "cleared (idle)", audit.summary()["error"])
 
     def _update_alarm(self, name: str, audit: LevelAudit, now: float) -> None:
         cfg = self.config
@@ -114,12 +125,13 @@ class AuditStats:
             audit.alarm = True
             self._event(now, name, "fired", error)
 
-    def _event(self, now: float, name: str, kind: str, error: float) -> None:
+    def _event(self, now: float, name: str, kind: str, error: float | None) -> None:
         self.events.append({"t_s": round(now, 3), "level": name, "alarm": kind,
                             "error": error})
         level = logging.WARNING if kind == "fired" else logging.INFO
-        log.log(level, "quality drift alarm %s on level %s: measured - predicted = %+.3f "
-                "(threshold %.3f)", kind, name, error, self.config.drift_threshold)
+        gap = "no samples" if error is None else f"{error:+.3f}"
+        log.log(level, "quality drift alarm %s on level %s: measured - predicted = %s "
+                "(threshold %.3f)", kind, name, gap, self.config.drift_threshold)
 
     def _refit(self, name: str, audit: LevelAudit, now: float) -> bool:
         """Move the offset by the window's median residual, at most `max_step`, within

@@ -104,3 +104,16 @@ def test_a_large_gap_moves_the_offset_only_once_the_alarm_confirmed_it() -> None
     assert stats.level("l-5").offset == 0.3 and stats.drifting() == []
     assert _feed(stats, "l-5", truth=0.7, base=0.7, start_s=14.0, count=1) == [True]
     assert stats.drifting() == ["l-5"] and stats.level("l-5").offset == 0.2
+
+
+def test_an_alarm_on_a_level_no_longer_served_clears_as_idle() -> None:
+    """After the refit lowers a level's prediction the planner may stop serving it: no sample
+    can clear its alarm, so it clears as idle after `alarm_idle_s` without samples, logged."""
+    stats = AuditStats(_config(recalibrate=False, offsets={"l-5": 0.3}, alarm_idle_s=60.0))
+    _feed(stats, "l-5", truth=0.7, base=0.7, start_s=0.0, count=14)  # alarm at t = 10 s
+    assert stats.drifting() == ["l-5"]
+    stats.expire(60.0)  # 47 s after its last sample: still evidence enough
+    assert stats.drifting() == ["l-5"]
+    stats.expire(73.0)
+    assert stats.drifting() == []
+    assert stats.snapshot()["alarm_events"][-1]["alarm"] == "cleared (idle)"
