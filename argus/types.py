@@ -68,6 +68,9 @@ class Request:
     pinned_variant: str | None = None
     pinned_steps: int | None = None
     """Run exactly this many steps (with `no_approximation`, or a trace/API pin)."""
+    pinned_level: str | None = None
+    """`model: <level name>`: run at exactly that level (`StepModel.pinned_level`), which tells
+    apart levels of one variant and step count that differ in their feature cache."""
     requested_steps: int | None = None
     """Asked-for step count: the reference quality it may be approximated against
     (`argus.control.steps`); None = the variant's own."""

@@ -136,15 +136,18 @@ def _parse_size(size: str | None, config: ArgusConfig, variants: list[str]) -> t
     return width, height
 
 
-def _resolve_model(model: str | None, config: ArgusConfig) -> tuple[str | None, int | None]:
-    """(pinned variant, pinned steps) for `model`: auto, a variant name or a level name."""
+def _resolve_model(
+    model: str | None, config: ArgusConfig
+) -> tuple[str | None, int | None, str | None]:
+    """(pinned variant, pinned steps, pinned level) for `model`: auto, a variant name or a
+    level name (which also pins that level: its feature cache, say)."""
     if model is None or model == "auto":
-        return None, None
+        return None, None, None
     if model in {v.name for v in config.variants}:
-        return model, None
+        return model, None, None
     if model in {lv.name for lv in config.levels}:
         level = config.level(model)
-        return level.variant, level.steps
+        return level.variant, level.steps, level.name
     names = ["auto"] + [v.name for v in config.variants] + [lv.name for lv in config.levels]
     known = ", ".join(names)
     raise InvalidField("model", f"unknown model {model!r}; known: {known}", "model_not_found")
@@ -201,7 +204,7 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
         raise InvalidField("negative_prompt", "negative_prompt is too long")
     n = 1 if body.n is None else body.n
     _check_range("n", n, 1, server.max_n)
-    variant, steps = _resolve_model(body.model, config)
+    variant, steps, level = _resolve_model(body.model, config)
     no_approximation, floor = _quality(body.quality, config)
     requested = None
     if body.num_inference_steps is not None:
@@ -229,6 +232,7 @@ def to_generation_request(body: ImageGenerationBody, config: ArgusConfig) -> Gen
         guidance_scale=body.guidance_scale,
         pinned_variant=variant,
         pinned_steps=steps,
+        pinned_level=level,
         requested_steps=requested,
         no_approximation=no_approximation,
         quality_floor=floor,

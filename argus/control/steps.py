@@ -113,8 +113,11 @@ class StepModel:
         """The one level a pinned request may run at: the full level for `no_approximation`
         (or the pinned variant at its default steps), never a cache level; a step count the
         profile lacks runs exactly on the variant's home level (see `override`). None for an
-        unknown variant."""
+        unknown variant. A level named by the request (`_named_level`) comes first."""
         table = self.table
+        named = self._named_level(request)
+        if named is not None:
+            return named
         variant = request.pinned_variant
         if variant is None and request.no_approximation and request.pinned_steps is None \
                 and request.requested_steps is None:
@@ -127,6 +130,20 @@ class StepModel:
         steps = request.pinned_steps or request.requested_steps
         exact = None if steps is None else self.exact_level(v, steps)
         return self.home[v] if exact is None else exact
+
+    def _named_level(self, request: Request) -> int | None:
+        """The level `model: <level name>` pinned, when it can run as asked: a feature-cache
+        level always (an asked-for step count runs with its cache on: `override`), a plain one
+        at its own step count. A cache level (K > 0) falls back to its variant and steps: a
+        resume needs a cache hit no request can be promised."""
+        table = self.table
+        if request.pinned_level not in table.names:
+            return None
+        i = table.names.index(request.pinned_level)
+        steps = request.pinned_steps or request.requested_steps
+        if table.cache_k[i] or not (table.feature_cache[i] or steps in (None, table.steps[i])):
+            return None
+        return i
 
     def pin_reason(self, request: Request) -> str:
         """Why `pinned_level` found none."""

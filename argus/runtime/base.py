@@ -33,6 +33,8 @@ class GenerationRequest:
     pinned_variant: str | None = None
     pinned_steps: int | None = None
     """Run exactly this many steps."""
+    pinned_level: str | None = None
+    """The level `model` named, if it named one (`Request.pinned_level`)."""
     requested_steps: int | None = None
     """Asked-for steps the control plane may approximate against."""
     no_approximation: bool = False

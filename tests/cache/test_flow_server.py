@@ -76,6 +76,16 @@ def test_feature_cache_levels_are_listed(server: CacheServer) -> None:
     assert models["flux-10"]["feature_cache"] == ""
 
 
+@pytest.mark.xfail(strict=True, reason="needs Dispatcher.submit to copy spec.pinned_level "
+                   "into its Request (one line in argus/runtime/dispatcher.py, the lead's)")
+def test_a_feature_cache_level_name_pins_that_level(server: CacheServer) -> None:
+    """`model: flux-10-fbc` runs at that level, not at flux-10 (same variant and steps)."""
+    served = server.generate("three green triangles", seed=11, user="pin", model="flux-10-fbc")
+    assert served["argus"]["level"] == "flux-10-fbc"
+    assert server.generate("three green triangles", seed=11, user="pin2",
+                           model="flux-10")["argus"]["level"] == "flux-10"
+
+
 @pytest.mark.parametrize("variant", ["flux", "sd3"])
 def test_worker_runs_a_feature_cache_job_close_to_the_plain_one(variant: str) -> None:
     """A job carrying its level's feature cache reaches the engine through the worker: its image
