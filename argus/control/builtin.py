@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from argus.config import ArgusConfig, parse_config
+from argus.control.builtin_flux import a800_flux
 from argus.control.profile import LevelProfile, Profile, VariantProfile
 from argus.control.quality_model import modelled_prompt_table
 
@@ -114,7 +115,8 @@ def _a100_prompt_rows() -> tuple:
     return tuple(table.prompts)
 
 
-BUILTIN_PROFILES = {"a100-sdxl": a100_sdxl}
+BUILTIN_PROFILES = {"a100-sdxl": a100_sdxl, "a800-flux": a800_flux}
+"""`a800-flux`: a FLUX-class cluster with feature-cache levels (`argus.control.builtin_flux`)."""
 
 
 def _work_per_image(config: ArgusConfig, level_name: str) -> float:
