@@ -77,9 +77,13 @@ def engine_vs_diffusers(resolution: int, steps: int, batch: int, repeats: int) -
 
     diff = float(np.abs(ours() - theirs()).max())  # also the warm-up
     argus_s, diffusers_s = [], []
-    for _ in range(repeats):  # alternate, so drift on a shared machine hits both alike
-        argus_s.append(timed(ours))
-        diffusers_s.append(timed(theirs))
+    for i in range(repeats):  # alternate, first one then the other: drift hits both alike
+        if i % 2:
+            diffusers_s.append(timed(theirs))
+            argus_s.append(timed(ours))
+        else:
+            argus_s.append(timed(ours))
+            diffusers_s.append(timed(theirs))
     a, d = statistics.median(argus_s), statistics.median(diffusers_s)
     return {"bench": "engine_vs_diffusers", "model": "random:latent-tiny",
             "resolution": resolution, "steps": steps, "batch": batch, "repeats": repeats,
