@@ -161,6 +161,7 @@ class Dispatcher(Runtime):
             quality_floor=spec.quality_floor,
             pinned_variant=spec.pinned_variant,
             pinned_steps=spec.pinned_steps,
+            pinned_level=spec.pinned_level,
             requested_steps=spec.requested_steps,
             no_approximation=spec.no_approximation,
             run_fraction=(cost := self._cost_scale(spec)),

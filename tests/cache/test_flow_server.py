@@ -76,8 +76,6 @@ def test_feature_cache_levels_are_listed(server: CacheServer) -> None:
     assert models["flux-10"]["feature_cache"] == ""
 
 
-@pytest.mark.xfail(strict=True, reason="needs Dispatcher.submit to copy spec.pinned_level "
-                   "into its Request (one line in argus/runtime/dispatcher.py, the lead's)")
 def test_a_feature_cache_level_name_pins_that_level(server: CacheServer) -> None:
     """`model: flux-10-fbc` runs at that level, not at flux-10 (same variant and steps)."""
     served = server.generate("three green triangles", seed=11, user="pin", model="flux-10-fbc")
