@@ -217,6 +217,11 @@ class ControlConfig(_Section):
     """Degrade before drop: when the alternative is rejecting it, a request on the default floor
     may be served down to this predicted quality (a request that states its own floor keeps
     it, minus the tolerance; 1.0 turns this off)."""
+    upgrade_when_idle: bool = True
+    """Quality up when idle: a worker with nothing of its own queued takes queued work better
+    served at its levels, and a variant's only queued request starts at its best level still in
+    time. Off: requests run where admission put them (cheaper levels keep being served, e.g.
+    for the audit to see them, or to leave idle GPUs idle)."""
     burst_headroom: float = Field(default=0.1, ge=0.0)
     """Share of capacity planned above the forecast arrival rate."""
     load_window_s: float = Field(default=30.0, gt=0.0)

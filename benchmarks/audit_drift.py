@@ -34,6 +34,9 @@ def config_file(args: argparse.Namespace, folder: str) -> str:
 
     data = load_config(None).model_dump(mode="json")
     data["server"].update(workers=1, threads_per_worker=1)
+    # The miscalibrated level must keep being served for its window to refill under each new
+    # offset: an idle worker would lift a lone request to the full level once it is corrected.
+    data["control"]["upgrade_when_idle"] = False
     data["audit"].update(share=args.share, budget_per_min=args.budget,
                          alarm_after_s=args.alarm_after_s, offsets={args.level: args.offset})
     path = os.path.join(folder, "miscalibrated.yaml")

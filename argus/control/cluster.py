@@ -97,7 +97,7 @@ class ClusterLoop:
                 self._idle[self.loaded[w]].append(w)
         self.loads = 0
         """Variant loads started."""
-        self._upgrades = plane.policy.degrade_queued
+        self._upgrades = plane.upgrades
         """Idle workers take other variants' queued work where it is better served there."""
         self._assignments = plane.workers.changes
 

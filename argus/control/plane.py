@@ -162,6 +162,7 @@ class ControlPlane(PlacementMixin):
         self.slowdown = 1.0
         """Measured / profiled service time (`observe_service`): scales every estimate."""
         self._degrades = self.policy.degrade_queued
+        self.upgrades = self._degrades and config.control.upgrade_when_idle  # quality up
         self._lowest = self.floor - self.tolerance
         overridden = type(self.policy).on_complete is not Policy.on_complete
         self._on_complete = self.policy.on_complete if overridden else None
@@ -430,15 +431,15 @@ class ControlPlane(PlacementMixin):
         queues = self.queues
         v = table.variant[self.workers.level[worker_id]]
         if not queues.variant_count[v] and not (  # idle: take better-served work of others
-                self._degrades and queues.total and self.releveler.upgrade_into(v, now,
-                                                                                 self.slowdown)):
+                self.upgrades and queues.total and self.releveler.upgrade_into(v, now,
+                                                                               self.slowdown)):
             return []
         level = queues.earliest(self._variant_levels[v])
         if level < 0:
             return []
         if self._degrades:
             level = self._rescue_heads(level, now, v)
-            if queues.variant_count[v] == 1:  # nothing else waits for this variant
+            if self.upgrades and queues.variant_count[v] == 1:  # nothing else waits here
                 level = self.releveler.upgrade_alone(level, now, self.slowdown)
         service = table.service_s[level]
         batch, expired, images = queues.take_batch(

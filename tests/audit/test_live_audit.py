@@ -29,6 +29,9 @@ def miscalibrated_config(**audit: object) -> ArgusConfig:
     data = load_config(None).model_dump()
     data["server"].update(workers=1, threads_per_worker=1)
     data["cache"]["enabled"] = False
+    # Requests must keep landing on l-5 for its window to refill under each new offset; an
+    # idle worker would otherwise lift the lone request to l-20 once l-5 is predicted lower.
+    data["control"]["upgrade_when_idle"] = False
     data["audit"].update(share=1.0, budget_per_min=1000, min_samples=4, window=8,
                          drift_threshold=THRESHOLD, alarm_after_s=ALARM_AFTER_S,
                          offsets={"l-5": 0.3}, **audit)
