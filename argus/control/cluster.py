@@ -90,6 +90,8 @@ class ClusterLoop:
         """Variant each worker holds or is loading (-1: none); its state."""
         self.batches: list[list[Request] | None] = [None] * count
         """The batch each busy worker runs."""
+        self._ran: list[tuple[str | None, float, float]] = [(None, 1.0, 0.0)] * count
+        """(level, cost scale, start time) of each worker's batch, as it was started."""
         self._idle: list[list[int]] = [[] for _ in table.load_time_s]
         """Per variant: workers that went idle holding it (lazily pruned: check `status`)."""
         for w in range(count):
@@ -124,6 +126,7 @@ class ClusterLoop:
                 break
             self.status[worker] = _BUSY
             self.batches[worker] = batch
+            self._ran[worker] = (batch[0].level, batch[0].work_scale, now)
             if self.executor.run(worker, batch, now):
                 return True
             self.batches[worker] = None
@@ -218,10 +221,10 @@ class ClusterLoop:
             return
         batch = self.batches[worker]
         if batch and calibrate:
-            first = batch[0]
-            images = first.n if len(batch) == 1 else sum(r.n for r in batch)
-            self.plane.observe_service(first.level, images, first.work_scale,  # type: ignore[arg-type]
-                                       now - first.start_s)  # type: ignore[operator]
+            # As run: a cascade may have re-dispatched its requests to another level since.
+            level, scale, started = self._ran[worker]
+            images = batch[0].n if len(batch) == 1 else sum(r.n for r in batch)
+            self.plane.observe_service(level, images, scale, now - started)  # type: ignore[arg-type]
         self.batches[worker] = None
         self.offer(worker, now)
 

@@ -114,8 +114,7 @@ class ControlPlane(PlacementMixin):
         self.overload_floor = config.control.overload_floor
         self.period_s = config.control.planning_period_s
         self.oracle = None
-        """Optional `(request, level_name) -> true quality`, set by the simulator for oracle
-        baselines and cascade discriminators; None in the live server."""
+        """`(request, level) -> true quality` for the simulator's oracle baselines; None live."""
         self.queues = LevelQueues(table.variant, table.image_time_s)
         self.load = LoadEstimator(
             window_s=config.control.load_window_s, headroom=config.control.burst_headroom,
@@ -363,7 +362,7 @@ class ControlPlane(PlacementMixin):
         expected = batch_time(self.table.service_s[self.table.index[level]], images) * scale
         if expected <= 0 or seconds <= 0:
             return
-        ratio = min(max(seconds / expected, SLOWDOWN_RANGE[0]), SLOWDOWN_RANGE[1])
+        ratio = round(min(max(seconds / expected, SLOWDOWN_RANGE[0]), SLOWDOWN_RANGE[1]), 9)
         self.slowdown += SLOWDOWN_WEIGHT * (ratio - self.slowdown)
 
     def _backlog_s(self, variant: int, now: float) -> float:
@@ -579,7 +578,9 @@ class ControlPlane(PlacementMixin):
             self._burst = True
 
     def _demand(self, now: float, forecast: float) -> Demand:
-        return self.demand.demand(now, forecast, self.workers.per_level, self.queues.count)
+        # In the profile's time: a cluster measured slower than its profile plans for more load.
+        return self.demand.demand(now, forecast * round(self.slowdown, 3), self.workers.per_level,
+                                  self.queues.count)
 
     def _apply(self, plan: Plan) -> None:
         workers = np.asarray(plan.workers, int)

@@ -159,7 +159,8 @@ class ArgusPolicy(Policy):
         assert plane is not None
         if not self.route_at_window_rate:
             return forecast
-        window = min(plane.load.sustained_rate(now), forecast)
+        window = min(plane.load.sustained_rate(now) * round(plane.slowdown, 3), forecast)  # in
+        # the profile's time, like the planner's forecast (`ControlPlane._demand`)
         return window ** (1 - self.burst_weight) * forecast ** self.burst_weight
 
     def routing_flow(

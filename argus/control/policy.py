@@ -60,6 +60,8 @@ class PolicyContext(Protocol):
     overload_floor: float
     predictor: QualityPredictor
     load: LoadEstimator
+    slowdown: float
+    """Measured / profiled service time (the plane's calibration; 1 on the profile's speed)."""
     oracle: Callable[[Request, str], float] | None
     """True quality of a request at a level (the simulator's oracle baselines); None live."""
 
