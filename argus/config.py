@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -142,6 +142,9 @@ class ServerConfig(_Section):
     slo_s: float = Field(default=0.0, ge=0.0)
     """Per-request latency deadline; 0 = slo_multiplier x the full level's batch-1 time."""
     slo_multiplier: float = Field(default=5.0, gt=0.0)
+    response_margin_s: float = Field(default=0.1, ge=0.0)
+    """Kept for answering (encoding and sending the image): the control plane plans each
+    request to finish this long before its SLO ends, so the client sees it in time."""
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     """Base URL of the image links in responses (`response_format: url`), e.g. the address of a
     proxy in front of Argus; None: the address the server is bound to (never the client's
@@ -418,4 +421,16 @@ def load_config_file(path: str | Path) -> ArgusConfig:
         raise ConfigError(f"cannot parse config {path}: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {path}: top level must be a mapping")
-    return parse_config(data, str(path))
+    return parse_config(_beside(data, path.parent), str(path))
+
+
+def _beside(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`control.profile` / `control.predictor` given as paths relative to the config file (a
+    file there, not a built-in name) resolve against its folder, wherever the server starts."""
+    control = data.get("control")
+    if not isinstance(control, dict):
+        return data
+    files = {key: str(folder / value) for key in ("profile", "predictor")
+             if isinstance(value := control.get(key), str) and not Path(value).is_absolute()
+             and (folder / value).is_file()}
+    return {**data, "control": {**control, **files}} if files else data

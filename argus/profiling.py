@@ -1,9 +1,11 @@
 """Measure a deployment's profile on this machine (`argus profile`).
 
-Per variant: load time and weight memory. Per level and batch size: the service time of a whole
-batch through the serving core's engine (median of repeats, after a warm-up). Per prompt and
-level: the scorer's quality value (mean over seeds) and metrics; relative quality = value at the
-level / value at the full level.
+Per variant: load time, cold (a fresh process's first load, weight files evicted from the page
+cache where the OS allows: a worker starting) and warm (a running worker switching: the
+planner's switch cost), and weight memory.
+Per level and batch size: the service time of a whole batch through the serving core's engine
+(median of repeats, after a warm-up). Per prompt and level: the scorer's quality value (mean over
+seeds) and metrics; relative quality = value at the level / value at the full level.
 
 Relative quality when the full level itself scores (near) zero: the denominator is floored at
 `QUALITY_FLOOR`; when both the level and the full level are below the floor the level lost
@@ -27,8 +29,11 @@ ignores a skipped step's own cost (head block, embeddings), so the estimate errs
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,10 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from argus.config import ArgusConfig, LevelConfig
+from argus.config import ArgusConfig, LevelConfig, VariantConfig
 from argus.control.profile import LevelProfile, Profile, PromptQuality, VariantProfile
 from argus.engine.generate import GenerationSpec, embed_prompts, generate
 from argus.engine.pipeline import Pipeline, load_pipeline
+from argus.engine.variants import variant_folder
 from argus.scorers import ImageScorer, ScoredImage, make_scorer
 
 QUALITY_FLOOR = 0.05
@@ -190,6 +196,54 @@ def _mean_scores(scored: Sequence[ScoredImage]) -> tuple[float, dict[str, float]
     return value, {n: float(np.mean([s.metrics[n] for s in scored])) for n in names}
 
 
+def evict_from_page_cache(folder: Path) -> int:
+    """Drop `folder`'s files from the OS page cache (no root needed); returns files evicted."""
+    evicted = 0
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            evicted += 1
+        finally:
+            os.close(fd)
+    return evicted
+
+
+_COLD_LOAD = """
+import json, sys, time, torch
+torch.set_num_threads(1)
+from argus.config import VariantConfig
+from argus.engine.pipeline import load_pipeline
+variant = VariantConfig.model_validate_json(sys.argv[1])
+start = time.perf_counter()
+load_pipeline(variant)
+print(json.dumps(time.perf_counter() - start))
+"""
+
+
+def cold_load_s(variant: VariantConfig) -> float:
+    """A worker's first load: a fresh process (libraries imported, nothing initialised) loads
+    the variant, its weight files evicted from the page cache first where the OS allows."""
+    folder = variant_folder(variant.source)
+    if folder is not None and folder.is_dir() and hasattr(os, "posix_fadvise"):
+        evict_from_page_cache(folder)
+    out = subprocess.run([sys.executable, "-c", _COLD_LOAD, variant.model_dump_json()],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def measure_loads(variant: VariantConfig, warm_repeats: int = 2) -> tuple[Pipeline, float, float]:
+    """The variant's cold load (`cold_load_s`) and its best warm load in this process (a running
+    worker switching to it: what the planner's switch cost is); returns the last pipeline too."""
+    cold_s = cold_load_s(variant)
+    pipe = load_pipeline(variant)  # this process's first: library initialisation, not timed
+    warm_s = float("inf")
+    for _ in range(warm_repeats):
+        pipe = load_pipeline(variant)
+        warm_s = min(warm_s, pipe.load_time_s)
+    return pipe, cold_s, warm_s
+
+
 def measure_profile(spec: ProfileSpec, log: Callable[[str], None] = print) -> Profile:
     """Run every measurement of `spec` and return the validated profile."""
     if not spec.prompts:
@@ -212,12 +266,12 @@ def measure_profile(spec: ProfileSpec, log: Callable[[str], None] = print) -> Pr
     similarity: list[float] | None = None
     for vname in dict.fromkeys(lv.variant for lv in levels):
         variant = config.variant(vname)
-        loads = [load_pipeline(variant) for _ in range(2)]
-        pipe = loads[-1]
-        load_s = min(p.load_time_s for p in loads)
-        variants.append(VariantProfile(name=vname, load_time_s=round(load_s, 4),
+        pipe, cold_s, warm_s = measure_loads(variant)
+        variants.append(VariantProfile(name=vname, load_time_s=round(warm_s, 4),
+                                       cold_load_time_s=round(cold_s, 4),
+                                       warm_load_time_s=round(warm_s, 4),
                                        memory_gb=round(pipeline_memory_gb(pipe), 5)))
-        log(f"{vname}: load {load_s:.3f}s")
+        log(f"{vname}: load cold {cold_s:.3f}s, warm {warm_s:.3f}s")
         runner = _Runner(config, pipe)
         nearest, sims = _nearest_other(pipe, spec.prompts)
         if similarity is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from argus import __version__
 from argus.api.auth import PUBLIC_PATHS, AuthGuard, TenantAuth
 from argus.api.dashboard import Dashboard, install_dashboard
-from argus.api.edge import BodyGuard, EdgeRoute
+from argus.api.edge import BodyGuard, EdgeRoute, received_at
 from argus.api.edits import add_edit_route
 from argus.api.errors import error_body, error_response, install_error_handlers
 from argus.api.errors import overloaded_response as overloaded
@@ -375,6 +376,7 @@ async def _answer(service: ImagesService, spec: GenerationRequest, body: ImageGe
     """Submit `spec` and answer it as `body` asks: JSON, or server-sent events of `kind`
     (`image_generation` or `image_edit`); `route`: an edge/cloud decision to annotate."""
     runtime = service.runtime
+    spec = dataclasses.replace(spec, received_s=received_at(http))
     try:
         handle = await service.auth.submit(runtime, spec)
     except Overloaded as err:
@@ -398,6 +400,11 @@ async def _answer(service: ImagesService, spec: GenerationRequest, body: ImageGe
         return _error_of(err)
     images = await encode_all(outcome.images_png, options)
     payload = service.response(outcome, response_format, base_url, options, images, spec.tenant)
+    if spec.received_s is not None:  # the server's whole part: arrival to the answer's bytes
+        served_ms = round((time.monotonic() - spec.received_s) * 1e3, 2)
+        for item in payload.get("data", ()):
+            if "argus" in item:
+                item["argus"]["timings_ms"]["server"] = served_ms
     if route is not None:
         annotate(payload, route)  # type: ignore[arg-type]
     return JSONResponse(payload)

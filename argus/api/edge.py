@@ -1,5 +1,6 @@
 """The HTTP edge in front of the routes: a body size cap and a body read deadline (ASGI
-middleware), and JSON bodies parsed strictly, large ones off the event loop.
+middleware, which also stamps each request's arrival time: its SLO counts from there), and JSON
+bodies parsed strictly, large ones off the event loop.
 
 uvicorn's own limits (keep-alive, connection count, header size) are set from `server.*` by
 `argus serve` (`argus.cli.serve.uvicorn_options`).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,6 +25,15 @@ from argus.api.errors import error_response
 JSON_THREAD_BYTES = 64 * 1024
 """JSON bodies larger than this are parsed in a thread, so a big body cannot stall the loop."""
 CLOSE = {"Connection": "close"}
+
+
+RECEIVED = "argus_received_s"
+"""`scope["state"]` key: `time.monotonic()` when the request's headers arrived."""
+
+
+def received_at(request: Request) -> float | None:
+    """When the request arrived (`BodyGuard` stamps it; None without the middleware)."""
+    return getattr(request.state, RECEIVED, None)
 
 
 def _too_large(limit: int) -> str:
@@ -64,6 +75,7 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope.setdefault("state", {})[RECEIVED] = time.monotonic()
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and "transfer-encoding" in headers:

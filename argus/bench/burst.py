@@ -2,7 +2,8 @@
 
 The live counterpart of a simulated burst (`benchmarks/live_burst.py`, `tests/shapes/
 test_live_burst.py`): per request its status, latency and level; per image its shapes-scorer
-score; the quality-weighted goodput is the sum of the scores of images answered within the SLO.
+score; the quality-weighted goodput is the sum of the scores of images answered within the SLO
+(by the server's own time, `argus.timings_ms.server`: request arrival to answer).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def run_burst(url: str, prompts: list[str], seeds: list[int], model: str | None 
         value = score_png(item["b64_json"], prompt)
         levels[item["argus"]["level"]] += 1
         scores.append(value)
-        if latency <= slo:
+        # The server's own time (its arrival to its answer), where it reports one: a client on
+        # the same small machine adds its own event loop's delays to what it measures.
+        served_s = item["argus"]["timings_ms"].get("server", latency * 1e3) / 1e3
+        if served_s <= slo:
             in_slo.append(value)
         else:
             late += 1

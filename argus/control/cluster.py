@@ -244,7 +244,12 @@ class ClusterLoop:
                         self.wake_for(request, now)
         self.batch_finished(worker, now, calibrate=False)
 
-    def variant_loaded(self, worker: int, now: float) -> None:
+    def variant_loaded(self, worker: int, now: float,
+                       probe: tuple[str, float] | None = None) -> None:
+        """The worker's variant is loaded; a timed `probe` (level, seconds of one image)
+        calibrates the plane before its first batch there."""
+        if probe is not None and probe[0] in self.plane.table.index:
+            self.plane.observe_service(probe[0], 1, 1.0, probe[1])
         if self.status[worker] is _LOADING:
             self.offer(worker, now)
 

@@ -128,11 +128,13 @@ class LevelQueues:
         limit: int,
         service_s: tuple[float, ...],
         expire_after_slo: float | None,
+        stretch: float = 1.0,
     ) -> tuple[list[Request], list[Request], int]:
         """Earliest-deadline-first batch of up to `limit` images from one level, marked RUNNING,
         that finishes by its earliest deadline (at least one request), plus the requests that
         would finish after `arrival + expire_after_slo x SLO` (taken out, marked REJECTED; the
-        caller reports them), and the batch's image count."""
+        caller reports them), and the batch's image count. Profiled times are stretched by
+        `stretch` (the plane's calibration: a request that would answer late is not started)."""
         heap = self.heaps[level]
         batch: list[Request] = []
         expired: list[Request] = []
@@ -151,12 +153,13 @@ class LevelQueues:
             if size > limit and batch:
                 break
             # A request wider than the limit runs alone rather than blocking its queue forever.
-            scale = batch[0].work_scale if batch else request.work_scale
+            scale = (batch[0].work_scale if batch else request.work_scale) * stretch
             finish = now + batch_time(service_s, size) * scale
             # It expires only if it cannot make it even alone: one that only misses in this
             # (grown) batch waits for the next one.
             if expire_after_slo is not None and (
-                now + batch_time(service_s, request.n) * request.work_scale if batch else finish
+                now + batch_time(service_s, request.n) * request.work_scale * stretch
+                if batch else finish
             ) > request.arrival_s + expire_after_slo * (request.deadline_s - request.arrival_s):
                 _heappop(heap)
                 self._forget(request, level)

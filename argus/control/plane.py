@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from argus.config import ArgusConfig
+from argus.control.calibration import Calibration
 from argus.control.demand import DemandTracker
 from argus.control.dispatcher import LevelQueues, batch_time
 from argus.control.levels import LevelTable, default_slo_s
@@ -40,24 +41,17 @@ from argus.types import Rejection, Request, RequestStatus
 
 __all__ = ["ControlPlane", "configured_predictor", "profile_from_config"]
 
-OPTIMAL_CACHE_SIZE = 1 << 16
-"""Predictions whose optimal level is remembered (then the memory starts over)."""
+OPTIMAL_CACHE_SIZE = 1 << 16  # predictions whose optimal level is remembered, then forgotten
 BURST_SHARE_OF_SLO = 0.5
-"""Plan for the busiest stretch of this share of the SLO in the load window: shorter bursts wait
-in queues within the deadline, longer ones need capacity."""
-BURST_REPLAN_GAP = 0.2
-"""Shortest gap between event-triggered re-plans, as a share of the planning period."""
+"""Plan for the load window's busiest stretch of this share of the SLO (shorter bursts wait in
+queues within the deadline, longer ones need capacity)."""
+BURST_REPLAN_GAP = 0.2  # shortest gap between event-triggered re-plans (share of the period)
 BURST_FACTOR = 1.5
 """An overload re-plans at once when the recent arrival rate exceeds the plan's forecast by this
 factor (a burst the plan has not seen); an overload the plan expected waits for its period."""
 UPGRADE_SLACK = 0.5
-"""Share of the SLO within which a request routed below its optimal level still finishes at the
-optimal one, for it to be upgraded (`ControlPlane._upgrade_with_slack`)."""
-SLOWDOWN_WEIGHT = 0.2
-"""EWMA weight of the newest batch in `ControlPlane.slowdown`."""
-SLOWDOWN_RANGE = (0.5, 4.0)
-"""One batch's measured / profiled ratio is clamped to this range (a stalled or cancelled batch
-must not swing the estimates)."""
+"""Share of the SLO within which a request routed below its optimal level must still finish at
+the optimal one, to be upgraded there (`ControlPlane._upgrade_with_slack`)."""
 RESCUES_PER_DISPATCH = 8
 """Most late heads of queue one dispatch re-levels (the rest expire as before)."""
 BURST_LOAD_SHARE = 0.25
@@ -103,6 +97,8 @@ class ControlPlane(PlacementMixin):
         self.config = config
         self.profile = profile
         self.slo_s = default_slo_s(config, profile)
+        # After its arrival, a request's deadline: the SLO less the time kept for answering.
+        self.finish_within_s = max(self.slo_s - config.server.response_margin_s, self.slo_s / 2)
         self.table = table = LevelTable.build(profile, self.slo_s)
         self.predictor = predictor or configured_predictor(config, table) or ProfilePredictor(
             table, config.cache.similarity_bands, config.cache.band_steps
@@ -158,8 +154,8 @@ class ControlPlane(PlacementMixin):
         self._stable_predictions = isinstance(self.predictor, ProfilePredictor) or getattr(
             self.predictor, "stable_outputs", False
         )
-        self.slowdown = 1.0
-        """Measured / profiled service time (`observe_service`): scales every estimate."""
+        self.calibration = Calibration()
+        """Measured / profiled service time (`observe_service`): scales the estimates."""
         self._degrades = self.policy.degrade_queued
         self.upgrades = self._degrades and config.control.upgrade_when_idle  # quality up
         self._lowest = self.floor - self.tolerance
@@ -349,21 +345,24 @@ class ControlPlane(PlacementMixin):
         return self.releveler.make_room(request, level, now)
 
     def _reject(self, request: Request, reason: str, rejection: Rejection) -> Request:
-        request.status = _REJECTED
-        request.reason = reason
-        request.rejection = rejection
+        request.status, request.reason, request.rejection = _REJECTED, reason, rejection
         self.rejected += 1
         return request
 
     def observe_service(self, level: str, images: int, scale: float, seconds: float) -> None:
-        """An executor measured a batch's run time: the estimates follow how much slower (or
-        faster) than its profile the cluster runs now (an EWMA of measured / profiled, clamped;
-        a simulated executor runs exactly the profile, so it stays 1)."""
+        """A batch's measured run time calibrates the estimates (`argus.control.calibration`)."""
         expected = batch_time(self.table.service_s[self.table.index[level]], images) * scale
-        if expected <= 0 or seconds <= 0:
-            return
-        ratio = round(min(max(seconds / expected, SLOWDOWN_RANGE[0]), SLOWDOWN_RANGE[1]), 9)
-        self.slowdown += SLOWDOWN_WEIGHT * (ratio - self.slowdown)
+        self.calibration.observe(seconds, expected)
+
+    @property
+    def slowdown(self) -> float:
+        """What deadline estimates scale profiled times by (1 on the profile's speed)."""
+        return self.calibration.deadline_factor
+
+    @property
+    def load_scale(self) -> float:
+        """Load in the profile's time: a cluster measured slower plans for more."""
+        return self.calibration.load_factor
 
     def _backlog_s(self, variant: int, now: float) -> float:
         """Worker-seconds ahead of a new arrival at this variant (running work counts half,
@@ -442,8 +441,8 @@ class ControlPlane(PlacementMixin):
                 level = self.releveler.upgrade_alone(level, now, self.slowdown)
         service = table.service_s[level]
         batch, expired, images = queues.take_batch(
-            level, now, min(max_batch, len(service)), service, self.policy.expire_after_slo
-        )
+            level, now, min(max_batch, len(service)), service, self.policy.expire_after_slo,
+            self.slowdown)
         if expired:
             self.rejected += len(expired)
             self.rejected_later.extend(expired)
@@ -454,13 +453,11 @@ class ControlPlane(PlacementMixin):
     def _rescue_heads(self, level: int, now: float, variant: int) -> int:
         """Not committed until it starts: a head of queue that would miss its deadline at its
         level moves to a faster compatible one of this variant, if one still makes it."""
-        queues, service = self.queues, self.table.service_s
+        queues, releveler = self.queues, self.releveler
         for _ in range(RESCUES_PER_DISPATCH):
             head = queues.head(level)
-            if head is None or now + service[level][min(head.n, len(service[level])) - 1] \
-                    <= head.deadline_s:
-                break
-            if not self.releveler.rescue(head, level, now):
+            if head is None or releveler.in_time(head, level, now, self.slowdown) \
+                    or not releveler.rescue(head, level, now, self.slowdown):
                 break
             level = queues.earliest(self._variant_levels[variant])
         return level
@@ -578,8 +575,7 @@ class ControlPlane(PlacementMixin):
             self._burst = True
 
     def _demand(self, now: float, forecast: float) -> Demand:
-        # In the profile's time: a cluster measured slower than its profile plans for more load.
-        return self.demand.demand(now, forecast * round(self.slowdown, 3), self.workers.per_level,
+        return self.demand.demand(now, forecast * self.load_scale, self.workers.per_level,
                                   self.queues.count)
 
     def _apply(self, plan: Plan) -> None:

@@ -159,8 +159,7 @@ class ArgusPolicy(Policy):
         assert plane is not None
         if not self.route_at_window_rate:
             return forecast
-        window = min(plane.load.sustained_rate(now) * round(plane.slowdown, 3), forecast)  # in
-        # the profile's time, like the planner's forecast (`ControlPlane._demand`)
+        window = min(plane.load.sustained_rate(now) * plane.load_scale, forecast)
         return window ** (1 - self.burst_weight) * forecast ** self.burst_weight
 
     def routing_flow(

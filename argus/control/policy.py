@@ -60,10 +60,18 @@ class PolicyContext(Protocol):
     overload_floor: float
     predictor: QualityPredictor
     load: LoadEstimator
-    slowdown: float
-    """Measured / profiled service time (the plane's calibration; 1 on the profile's speed)."""
     oracle: Callable[[Request, str], float] | None
     """True quality of a request at a level (the simulator's oracle baselines); None live."""
+
+    @property
+    def slowdown(self) -> float:
+        """Deadline estimates' factor on profiled times (`argus.control.calibration`)."""
+        ...
+
+    @property
+    def load_scale(self) -> float:
+        """Load in the profile's time: the mean measured / profiled ratio, rounded."""
+        ...
 
     def workers_per_level(self) -> np.ndarray: ...
 

@@ -24,7 +24,13 @@ class _Strict(BaseModel):
 class VariantProfile(_Strict):
     name: str
     load_time_s: float = Field(ge=0.0)
+    """What a running worker's switch to this variant costs the planner (the warm load)."""
     memory_gb: float = Field(default=0.0, ge=0.0)
+    cold_load_time_s: float | None = Field(default=None, ge=0.0)
+    """A fresh worker process's first load (weight files evicted from the page cache where the OS
+    allows): what a worker start or restart costs."""
+    warm_load_time_s: float | None = Field(default=None, ge=0.0)
+    """Best reload in a running process (a worker switching variants)."""
 
 
 class LevelProfile(_Strict):

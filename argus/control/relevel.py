@@ -200,19 +200,11 @@ class Releveler:
         self._apply(moves, taken)
         return own
 
-    def rescue(self, request: Request, level: int, now: float) -> bool:
+    def rescue(self, request: Request, level: int, now: float, slowdown: float = 1.0) -> bool:
         """At dispatch: a queued request that can no longer finish by its deadline at its level
         moves to the best compatible level of the same variant at which it still can, run at
         once on its own; False (nothing changed) if there is none."""
-        table = self.table
-        quality = request.predicted_quality or {}
-        best, best_q = -1, -1.0
-        for j in self._compatible(request, level):
-            service = table.service_s[j]
-            alone = service[min(request.n, len(service)) - 1]
-            q = quality.get(table.names[j], table.mean_quality[j])
-            if now + alone <= request.deadline_s and q > best_q:
-                best, best_q = j, q
+        best = self._best_in_time(request, self._compatible(request, level), now, slowdown)
         if best < 0:
             return False
         self._move(request, level, best, "to meet its deadline at dispatch")
@@ -227,26 +219,41 @@ class Releveler:
         request = self.queues.head(level)
         if request is None or request.pinned or request.requested_steps is not None:
             return level
-        best = self._best_in_time(request, self.table.variant[level], level, now, slowdown)
+        best = self._better_in_time(request, self.table.variant[level], level, now, slowdown)
         if best < 0:
             return level
         self._move(request, level, best, "onto a free worker (quality up)")
         return best
 
-    def _best_in_time(self, request: Request, variant: int, level: int, now: float,
-                      slowdown: float) -> int:
-        """The level of `variant` predicted best for the request, better than `level`, at which
-        it still finishes alone by its deadline; -1 if none."""
+    def _best_in_time(self, request: Request, candidates: list[int], now: float,
+                      stretch: float, than: float = -1.0) -> int:
+        """The candidate level predicted best for the request (better than `than`) at which it
+        still finishes alone by its deadline, its profiled time stretched by `stretch`; -1 if
+        none."""
         table = self.table
         names, quality = table.names, request.predicted_quality or {}
-        best, best_q = -1, quality.get(names[level], table.mean_quality[level])
-        for j in self._ladder[variant]:
-            service = table.service_s[j]
-            alone = service[min(request.n, len(service)) - 1] * request.run_fraction
+        best, best_q = -1, than
+        for j in candidates:
             q = quality.get(names[j], table.mean_quality[j])
-            if q > best_q and now + alone * slowdown * UPGRADE_MARGIN <= request.deadline_s:
+            if q > best_q and self.in_time(request, j, now, stretch):
                 best, best_q = j, q
         return best
+
+    def in_time(self, request: Request, level: int, now: float, stretch: float = 1.0) -> bool:
+        """Whether the request, started now alone at `level`, finishes by its deadline (its
+        profiled time stretched by `stretch`: the measured slowdown, a margin)."""
+        service = self.table.service_s[level]
+        alone = service[min(request.n, len(service)) - 1] * request.run_fraction
+        return now + alone * stretch <= request.deadline_s
+
+    def _better_in_time(self, request: Request, variant: int, level: int, now: float,
+                        slowdown: float) -> int:
+        """An upgrade: the best level of `variant` better than `level` that finishes in time
+        with `UPGRADE_MARGIN` to spare (a wrong upgrade costs the deadline)."""
+        quality = request.predicted_quality or {}
+        current = quality.get(self.table.names[level], self.table.mean_quality[level])
+        return self._best_in_time(request, self._ladder[variant], now,
+                                  slowdown * UPGRADE_MARGIN, than=current)
 
     def upgrade_into(self, variant: int, now: float, slowdown: float = 1.0) -> bool:
         """Quality up when idle: a worker of `variant` has nothing of its own queued, so the
@@ -263,7 +270,7 @@ class Releveler:
                 if head is not None and not head.pinned and head.requested_steps is None:
                     candidates.append((head.deadline_s, level, head))
         for _, level, request in sorted(candidates, key=lambda c: (c[0], c[1])):
-            best = self._best_in_time(request, variant, level, now, slowdown)
+            best = self._better_in_time(request, variant, level, now, slowdown)
             if best >= 0:
                 self._move(request, level, best, "onto an idle worker (quality up)")
                 return True

@@ -199,18 +199,24 @@ def evaluate(
 ) -> dict[str, float]:
     """MAE over (prompt, level) pairs; floor-hit rate = share of prompts whose picked level (the
     most approximate one predicted to meet the floor) really meets it; mean speedup of the
-    picked level over the full level (batch-1 service time)."""
-    names = table.names
-    hits, speedups = 0, []
+    picked level over the full level (batch-1 service time); the share of prompts picked onto a
+    smaller variant than the full level's, and that share's floor-hit rate."""
+    names, full_variant = table.names, table.variant[table.full]
+    hits, speedups, smaller, smaller_hits = 0, [], 0, 0
     full_time = table.service_s[table.full][0]
     for row_pred, row_true in zip(predicted, truth, strict=True):
         level = optimal_level(table, dict(zip(names, row_pred, strict=True)), floor)
-        hits += bool(row_true[level] >= floor - 1e-9)
+        hit = bool(row_true[level] >= floor - 1e-9)
+        hits += hit
         speedups.append(full_time / table.service_s[level][0])
+        if table.variant[level] != full_variant:  # a smaller variant picked: good enough?
+            smaller, smaller_hits = smaller + 1, smaller_hits + hit
     return {
         "mae": float(np.abs(predicted - truth).mean()),
         "floor_hit_rate": hits / len(truth),
         "mean_speedup": float(np.mean(speedups)),
+        "smaller_variant_share": smaller / len(truth),
+        "smaller_variant_floor_hit_rate": smaller_hits / smaller if smaller else None,
     }
 
 

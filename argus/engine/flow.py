@@ -12,6 +12,7 @@ the velocity v = noise - x0; Euler steps x along v, so x0 = x_t - sigma v (the p
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,12 +48,14 @@ from argus.engine.generate import (
 @dataclass
 class FlowPipeline:
     """One loaded transformer variant. FLUX: CLIP (pooled) + T5 (sequence; a tiny CLIP stands
-    in for it in random models). SD3: two CLIPs (pooled + sequence) and an optional T5."""
+    in for it in random models). SD3: two CLIPs (pooled + sequence) and an optional T5, or one
+    CLIP for both (the shapes DiT). No VAE: the transformer works on 2x2 pixel-unshuffled
+    images (`pixel_unshuffle`), like the shapes UNets."""
 
     name: str
     family: FlowFamily
     transformer: FluxTransformer2DModel | SD3Transformer2DModel
-    vae: AutoencoderKL
+    vae: AutoencoderKL | None
     text_encoder: Any
     tokenizer: Any
     text_encoder_2: Any
@@ -61,6 +64,8 @@ class FlowPipeline:
     text_encoder_3: Any = None
     """SD3 only: T5; None = zeros in its place, as diffusers' SD3 pipeline does."""
     tokenizer_3: Any = None
+    pixel_unshuffle: int = 1
+    """Pixel-space models (no VAE): image pixels per latent pixel side."""
     max_sequence_length: int = 8
     """T5 tokens (zeros' length when SD3 has no T5)."""
     random_weights: bool = False
@@ -74,10 +79,14 @@ class FlowPipeline:
 
     @property
     def latent_channels(self) -> int:
+        if self.vae is None:
+            return int(self.transformer.config.in_channels)
         return int(self.vae.config.latent_channels)
 
     @property
     def latent_factor(self) -> int:
+        if self.vae is None:
+            return self.pixel_unshuffle
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
@@ -96,6 +105,9 @@ def encode_flow_prompts(
         pooled = pipe.text_encoder(ids).pooler_output
         seq_ids = _token_ids(pipe.tokenizer_2, prompts, pipe.device)
         return pipe.text_encoder_2(seq_ids)[0], pooled
+    if pipe.text_encoder_2 is None:  # one encoder: its sequence and its pooled output
+        out = pipe.text_encoder(ids)
+        return out.last_hidden_state, out.pooler_output
     first = pipe.text_encoder(ids, output_hidden_states=True)
     second = pipe.text_encoder_2(
         _token_ids(pipe.tokenizer_2, prompts, pipe.device), output_hidden_states=True
@@ -197,9 +209,12 @@ def _schedule(pipe: FlowPipeline, spec: GenerationSpec) -> FlowMatchEulerDiscret
 @torch.inference_mode()
 def decode_flow_latents(pipe: FlowPipeline, latents: torch.Tensor) -> np.ndarray:
     """Latents -> float32 images (B, H, W, 3) in [0, 1]."""
-    config = pipe.vae.config
-    scaled = latents / config.scaling_factor + (config.shift_factor or 0.0)
-    pixels = pipe.vae.decode(scaled).sample.clamp(-1, 1)
+    if pipe.vae is None:
+        pixels = F.pixel_shuffle(latents, pipe.pixel_unshuffle).clamp(-1, 1)
+    else:
+        config = pipe.vae.config
+        scaled = latents / config.scaling_factor + (config.shift_factor or 0.0)
+        pixels = pipe.vae.decode(scaled).sample.clamp(-1, 1)
     return ((pixels.float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
 
 
@@ -267,11 +282,16 @@ def embed_flow_prompts(pipe: FlowPipeline, prompts: Sequence[str]) -> np.ndarray
 
 
 def load_flow_pretrained(where: str | Path, family: FlowFamily) -> dict[str, Any]:
-    """A diffusers FLUX or SD3 folder (or hub id), each component by `from_pretrained`."""
+    """A diffusers FLUX or SD3 folder (or hub id), each component by `from_pretrained`. A local
+    SD3-class folder without `vae/` or `text_encoder_2/` is a pixel-space, one-encoder model
+    (the shapes DiT)."""
     from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
+    folder = Path(where) if Path(where).is_dir() else None
     where = str(where)
     sub = {"pretrained_model_name_or_path": where}
+    if family == "sd3" and folder is not None and not (folder / "text_encoder_2").is_dir():
+        return _load_one_encoder(folder)
     transformer_cls = FluxTransformer2DModel if family == "flux" else SD3Transformer2DModel
     first_cls = CLIPTextModel if family == "flux" else CLIPTextModelWithProjection
     parts: dict[str, Any] = {
@@ -280,9 +300,7 @@ def load_flow_pretrained(where: str | Path, family: FlowFamily) -> dict[str, Any
         "text_encoder": first_cls.from_pretrained(**sub, subfolder="text_encoder"),
         "tokenizer": AutoTokenizer.from_pretrained(where, subfolder="tokenizer"),
         "tokenizer_2": AutoTokenizer.from_pretrained(where, subfolder="tokenizer_2"),
-        "scheduler_config": dict(
-            FlowMatchEulerDiscreteScheduler.load_config(where, subfolder="scheduler")
-        ),
+        "scheduler_config": _scheduler_config(where),
         "max_sequence_length": 512 if family == "flux" else 256,
     }
     if family == "flux":
@@ -294,6 +312,27 @@ def load_flow_pretrained(where: str | Path, family: FlowFamily) -> dict[str, Any
             **sub, subfolder="text_encoder_2")
         parts.update(_optional_t5(where))
     return parts
+
+
+def _scheduler_config(where: str) -> dict[str, Any]:
+    return dict(FlowMatchEulerDiscreteScheduler.load_config(where, subfolder="scheduler"))
+
+
+def _load_one_encoder(folder: Path) -> dict[str, Any]:
+    """SD3-class transformer + one CLIP text encoder, optionally without a VAE."""
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    index = json.loads((folder / "model_index.json").read_text())
+    has_vae = (folder / "vae").is_dir()
+    return {
+        "transformer": SD3Transformer2DModel.from_pretrained(folder, subfolder="transformer"),
+        "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae") if has_vae else None,
+        "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+        "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
+        "text_encoder_2": None, "tokenizer_2": None,
+        "scheduler_config": _scheduler_config(str(folder)),
+        "pixel_unshuffle": 1 if has_vae else int(index.get("_argus_pixel_unshuffle", 1)),
+    }
 
 
 def _optional_t5(where: str) -> dict[str, Any]:

@@ -51,9 +51,12 @@ def folder_family(folder: Path) -> FlowFamily | None:
 
 
 def folder_size_multiple(folder: Path) -> int:
-    """VAE factor x 2 (the 2x2 patches) for a transformer folder."""
+    """VAE (or pixel-unshuffle) factor x 2 (the 2x2 patches) for a transformer folder."""
     vae = folder / "vae" / "config.json"
-    factor = 2 ** (len(read_json(vae)["block_out_channels"]) - 1) if vae.exists() else 8
+    if vae.exists():
+        factor = 2 ** (len(read_json(vae)["block_out_channels"]) - 1)
+    else:  # pixel space (the shapes DiT) or a hub-style folder without a local VAE config
+        factor = int(read_json(folder / "model_index.json").get("_argus_pixel_unshuffle", 8))
     return factor * 2
 
 

@@ -44,6 +44,10 @@ class GenerationRequest:
     """x0 previews per image sent with the progress updates (streaming `partial_images`)."""
     edit: EditInput | None = None
     """POST /v1/images/edits: the images (at the output size), mask and strength."""
+    received_s: float | None = None
+    """`time.monotonic()` when the HTTP request arrived: its SLO counts from there, not from
+    when the runtime saw it (body parsing, fair-share waits and a burst's own queue on the event
+    loop are part of the latency the client sees)."""
 
 
 @dataclass(frozen=True)

@@ -149,12 +149,16 @@ class Dispatcher(Runtime):
     async def submit(self, spec: GenerationRequest) -> JobHandle:
         if self._draining:
             raise Overloaded("server is shutting down", retry_after_s=5.0, status_code=503)
-        await self._wait_until_serving()
-        now = self._clock()
+        # The SLO counts from the HTTP arrival, or from the boot for a request that waited for it.
+        waited = time.monotonic() - spec.received_s if spec.received_s is not None else 0.0
+        if not self._serving.is_set():
+            await self._wait_until_serving()
+            waited = 0.0
+        arrival = self._clock() - max(0.0, waited)
         request = Request(
             prompt=spec.prompt,
-            arrival_s=now,
-            deadline_s=now + self.plane.slo_s,
+            arrival_s=arrival,
+            deadline_s=arrival + self.plane.finish_within_s,
             n=spec.n,
             tenant=spec.tenant,
             seed=spec.seed,
@@ -175,7 +179,7 @@ class Dispatcher(Runtime):
         seed = spec.seed if spec.seed is not None else random.randrange(2**31)
         # Registered first: admission may start it on an idle worker at once.
         self._entries[request.request_id] = _Entry(request, spec, handle, seed)
-        self.loop.admit(request, now)
+        self.loop.admit(request, self._clock())  # after the embedding's await
         if request.status == RequestStatus.REJECTED:
             del self._entries[request.request_id]
             raise self._rejection(request)
@@ -489,7 +493,7 @@ class Dispatcher(Runtime):
                 state.variant = state.loaded = event.variant
                 state.run_since_s = self._clock()  # a batch's clock starts once loaded
                 self._serving.set()
-                self.loop.variant_loaded(event.worker_id, state.run_since_s)
+                self.loop.variant_loaded(event.worker_id, state.run_since_s, event.probe)
             case WorkerDied():
                 self._on_worker_died(event)
 

@@ -117,6 +117,9 @@ class VariantLoaded:
     worker_id: int
     variant: str
     load_time_s: float
+    probe: tuple[str, float] | None = None
+    """(level, seconds) of one timed batch-1 generation at the variant's cheapest level after
+    the warm-up: calibrates the plane to this machine's speed before the first request."""
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,9 @@ class Worker:
             start = time.perf_counter()
             self.pipeline = load_pipeline(self.config.variant(variant), self.device)
             warm_up(self.pipeline, self.config.variant(variant).resolution)
-            emit(VariantLoaded(self.worker_id, variant, time.perf_counter() - start))
+            loaded_s = time.perf_counter() - start
+            emit(VariantLoaded(self.worker_id, variant, loaded_s,
+                               probe(self.pipeline, self.config, variant)))
         return self.pipeline
 
     def run_batch(self, batch: RunBatch, emit: Emit, poll_cancels: PollCancels) -> None:
@@ -286,6 +288,22 @@ def warm_up(pipe: Pipeline, resolution: int) -> None:
     from argus.engine.generate import GenerationSpec, generate
 
     generate(pipe, [GenerationSpec("warm-up", 0, 1, resolution, resolution, guidance_scale=2.0)])
+
+
+def probe(pipe: Pipeline, config: ArgusConfig, variant: str) -> tuple[str, float] | None:
+    """Time one batch-1 generation at the variant's cheapest plain level (fewest steps, no
+    cache), as `argus profile` runs it: the plane compares it with the profile."""
+    from argus.engine.generate import GenerationSpec, generate
+
+    plain = [lv for lv in config.levels
+             if lv.variant == variant and not lv.cache_k and not lv.feature_cache]
+    if not plain:
+        return None
+    level, spec = min(plain, key=lambda lv: lv.steps), config.variant(variant)
+    start = time.perf_counter()
+    generate(pipe, [GenerationSpec("probe", 0, level.steps, spec.resolution, spec.resolution,
+                                   guidance_scale=spec.guidance_scale)])
+    return level.name, time.perf_counter() - start
 
 
 def worker_device(worker_id: int) -> str:

@@ -11,12 +11,19 @@ predicts the velocity v = noise - x0 at timestep sigma x 1000; sigma is drawn lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from diffusers import SD3Transformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 
 from argus.shapes.grammar import CANVAS
-from argus.shapes.model import PIXEL_UNSHUFFLE, Arch, build_text_encoder, build_tokenizer
+from argus.shapes.model import (
+    PIXEL_UNSHUFFLE,
+    Arch,
+    build_text_encoder,
+    build_tokenizer,
+    save_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ def build_dit(a: DitArch) -> SD3Transformer2DModel:
         sample_size=side, patch_size=2, in_channels=channels, out_channels=channels,
         num_layers=a.layers, attention_head_dim=a.width // a.heads, num_attention_heads=a.heads,
         joint_attention_dim=a.width, caption_projection_dim=a.width,
-        pooled_projection_dim=a.width, pos_embed_max_size=side,
+        pooled_projection_dim=a.width,
+        pos_embed_max_size=2 * side,  # serves up to 2x the native side (server.max_size_factor)
     )
 
 
@@ -61,6 +69,23 @@ def build_dit_components(
     text = build_text_encoder(Arch(channels=(0, 0, 0), text_dim=a.width,
                                    text_layers=a.text_layers), tokenizer)
     return DitComponents(tokenizer, text, build_dit(a))
+
+
+# Inference schedule of the shipped DiT: shift 1 (SD3 shifts to 3 for 64x64+ latent grids; at 64
+# tokens the logit-normal training sigmas are centred and need no shift).
+DIT_SCHEDULER = {"num_train_timesteps": 1000, "shift": 1.0}
+
+
+def save_dit_variant(folder: str | Path, parts: DitComponents) -> None:
+    """A diffusers folder the engine's flow loop serves: transformer, one text encoder, tokenizer,
+    a flow-matching scheduler and no VAE (pixel space: 2x2 pixel-unshuffled images)."""
+    save_folder(folder, "ArgusShapesDiTPipeline", {
+        "transformer": (parts.transformer, "diffusers", "SD3Transformer2DModel"),
+        "text_encoder": (parts.text_encoder, "transformers", "CLIPTextModel"),
+        "tokenizer": (parts.tokenizer, "transformers", "CLIPTokenizer"),
+        "scheduler": (FlowMatchEulerDiscreteScheduler(**DIT_SCHEDULER), "diffusers",
+                      "FlowMatchEulerDiscreteScheduler"),
+    })
 
 
 def flow_matching_loss(

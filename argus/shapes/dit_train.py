@@ -1,7 +1,8 @@
 """Training loop of the shapes DiT (`scripts/train_shapes.py --arch dit`): flow matching on the
-shapes data stream, AdamW with warm-up and cosine decay, an EMA copy, a checkpoint and a
-training record. Saving a servable diffusers folder and `argus profile` of it are not done yet
-(docs/shapes.md)."""
+shapes data stream, AdamW with warm-up and cosine decay, an EMA copy, checkpoints every
+`--checkpoint-minutes`, and at the end a servable diffusers folder (`--out`, EMA weights) and a
+training record. `--init FOLDER` starts the text encoder from a trained shapes UNet variant of the
+same width (shapes-l: the words are already learned; the transformer starts fresh)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import CLIPTextModel
 
 from argus.shapes.dataset import TrainBatches
-from argus.shapes.dit import build_dit_components, flow_matching_loss
+from argus.shapes.dit import (
+    DitComponents,
+    build_dit_components,
+    flow_matching_loss,
+    save_dit_variant,
+)
 from argus.shapes.model import FastTokenizer, parameter_count
 
 LOG_EVERY_S = 10.0
@@ -25,6 +32,35 @@ def _lr(step: int, progress: float, args: argparse.Namespace) -> float:
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _checkpoint_path(args: argparse.Namespace) -> str:
+    return args.checkpoint or f"{args.out.rstrip('/')}.ckpt.pt"
+
+
+def _save(args: argparse.Namespace, model: torch.nn.Module, ema: torch.nn.Module,
+          opt: torch.optim.Optimizer, step: int, parts: DitComponents) -> None:
+    torch.save({"ema": ema.state_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
+                "step": step, "variant": args.variant}, _checkpoint_path(args))
+    save_dit_variant(args.out, DitComponents(parts.tokenizer, copy.deepcopy(ema.text_encoder),
+                                             copy.deepcopy(ema.transformer)))
+
+
+def _start(args: argparse.Namespace, model: torch.nn.Module, ema: torch.nn.Module,
+           opt: torch.optim.Optimizer) -> int:
+    """Weights to start from: a checkpoint (`--resume`, all state), or `--init`'s text encoder."""
+    if args.resume:
+        state = torch.load(args.resume, map_location="cpu")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        if "opt" in state:
+            opt.load_state_dict(state["opt"])
+        return 0  # a new schedule (warm-up + cosine) over this run's budget
+    if args.init:
+        text = CLIPTextModel.from_pretrained(args.init, subfolder="text_encoder")
+        model.text_encoder.load_state_dict(text.state_dict())
+        ema.text_encoder.load_state_dict(text.state_dict())
+    return 0
 
 
 def train_dit(args: argparse.Namespace) -> dict:
@@ -37,11 +73,12 @@ def train_dit(args: argparse.Namespace) -> dict:
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99),
                             weight_decay=0.01)
+    step = _start(args, model, ema, opt)
     data = iter(TrainBatches(FastTokenizer(parts.tokenizer), args.batch, seed=args.seed,
                              null_caption_p=args.null_caption))
     losses: list[tuple[int, float]] = []
-    t0 = last = time.perf_counter()
-    running, step = 0.0, 0
+    t0 = last = saved = time.perf_counter()
+    running = 0.0
     while True:
         progress = step / args.steps if args.steps else (time.perf_counter() - t0) / (
             args.minutes * 60)
@@ -66,13 +103,15 @@ def train_dit(args: argparse.Namespace) -> dict:
             losses.append((step, round(running, 5)))
             print(f"[{args.variant}] step {step} ({progress:.0%}) loss {running:.4f} "
                   f"{last - t0:.0f}s", flush=True)
+        if time.perf_counter() - saved >= args.checkpoint_minutes * 60:
+            _save(args, model, ema, opt, step, parts)
+            saved = time.perf_counter()
     losses.append((step, round(running, 5)))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"ema": ema.state_dict(), "model": model.state_dict(), "step": step,
-                "variant": args.variant}, f"{args.out.rstrip('/')}.ckpt.pt")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    _save(args, model, ema, opt, step, parts)
     record = {"variant": args.variant, "arch": "dit", "objective": "flow matching (velocity)",
               "steps": step, "batch": args.batch, "threads": args.threads, "lr": args.lr,
+              "init": args.init, "resume": args.resume,
               "seconds": round(time.perf_counter() - t0, 1),
               "parameters": parameter_count(model), "loss_curve": losses}
     Path(f"{args.out.rstrip('/')}.record.json").write_text(json.dumps(record, indent=1) + "\n")

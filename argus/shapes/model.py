@@ -184,22 +184,26 @@ def save_variant(
     folder: str | Path, parts: Components, extra: dict[str, Any] | None = None
 ) -> None:
     """Write a diffusers-format folder (each component loads with `from_pretrained`)."""
+    save_folder(folder, "ArgusShapesPipeline", {
+        "unet": (parts.unet, "diffusers", "UNet2DConditionModel"),
+        "text_encoder": (parts.text_encoder, "transformers", "CLIPTextModel"),
+        "tokenizer": (parts.tokenizer, "transformers", "CLIPTokenizer"),
+        "scheduler": (parts.scheduler, "diffusers", "DDIMScheduler"),
+    }, extra)
+
+
+def save_folder(folder: str | Path, pipeline: str, parts: dict[str, tuple[Any, str, str]],
+                extra: dict[str, Any] | None = None) -> None:
+    """Each part (object, library, class) by `save_pretrained` into its subfolder, and the
+    `model_index.json` that names them (pixel space: `_argus_pixel_unshuffle`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    parts.unet.save_pretrained(folder / "unet")
-    parts.text_encoder.save_pretrained(folder / "text_encoder")
-    parts.tokenizer.save_pretrained(folder / "tokenizer")
-    parts.scheduler.save_pretrained(folder / "scheduler")
-    index = {
-        "_class_name": "ArgusShapesPipeline",
-        "_diffusers_version": diffusers.__version__,
-        "_argus_pixel_unshuffle": PIXEL_UNSHUFFLE,
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "DDIMScheduler"],
-        **(extra or {}),
-    }
+    for name, (part, _, _) in parts.items():
+        part.save_pretrained(folder / name)
+    index = {"_class_name": pipeline, "_diffusers_version": diffusers.__version__,
+             "_argus_pixel_unshuffle": PIXEL_UNSHUFFLE,
+             **{name: [library, cls] for name, (_, library, cls) in parts.items()},
+             **(extra or {})}
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 

@@ -150,7 +150,7 @@ class SimulatedDriver:
         self.loop = ClusterLoop(plane, self.executor, max_batch, workers_up=not boot)
         self._boot = boot
         self.requests = [
-            Request(prompt=scenario.prompt, arrival_s=t, deadline_s=t + plane.slo_s,
+            Request(prompt=scenario.prompt, arrival_s=t, deadline_s=t + plane.finish_within_s,
                     n=scenario.images(i), request_id=str(i))
             for i, t in enumerate(scenario.arrivals)
         ]

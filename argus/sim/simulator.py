@@ -96,7 +96,7 @@ class Simulator:
         table_prompts = self.plane.profile.prompts
         columns: dict[str, object] = {
             "arrival_s": arrival.tolist(),
-            "deadline_s": (arrival + self.plane.slo_s).tolist(),
+            "deadline_s": (arrival + self.plane.finish_within_s).tolist(),
             "request_id": map(str, range(count)),
             "prompt_id": prompt_ids,
         }

@@ -426,4 +426,18 @@ def test_measured_service_times_scale_the_estimates():
     assert plane.slowdown == pytest.approx(2.0, rel=0.01)
     assert plane.finish_estimate(0, 0.0) == pytest.approx(2 * before, rel=0.01)
     plane.observe_service("full", 1, 1.0, 1e9)  # one stalled batch moves it by a bounded step
-    assert plane.slowdown <= 2.0 + 0.2 * (4.0 - 2.0) + 1e-9
+    assert plane.calibration.mean <= 2.0 + 0.2 * (4.0 - 2.0) + 1e-9
+    assert plane.slowdown < 4.0
+
+
+def test_noisy_service_times_are_promised_at_mean_plus_spread():
+    """Batches alternating 1.0x and 1.5x their profile: deadlines are checked at the mean plus
+    one standard deviation (a promise on the mean breaks half the time), load is planned at the
+    mean; the first measurement replaces the prior of 1."""
+    plane = make_plane(two_level_profile(full_time=1.0, fast_time=0.5), workers=1, slo_s=10.0)
+    plane.observe_service("full", 1, 1.0, 1.5)
+    assert plane.slowdown == pytest.approx(1.5)
+    for i in range(60):
+        plane.observe_service("full", 1, 1.0, 1.0 if i % 2 else 1.5)
+    assert 1.15 < plane.load_scale < 1.35
+    assert plane.slowdown == pytest.approx(plane.calibration.mean + 0.25, abs=0.05)

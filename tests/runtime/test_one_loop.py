@@ -59,7 +59,9 @@ def scenario() -> Scenario:
 
 
 def config(profile: Profile, policy: str = "argus", **server: object) -> ArgusConfig:
-    cfg = config_for_profile(profile, server={"workers": 3, "queue_capacity": 10_000, **server})
+    # No answering margin: the scripted timings put some finishes exactly at their deadline.
+    cfg = config_for_profile(profile, server={"workers": 3, "queue_capacity": 10_000,
+                                              "response_margin_s": 0.0, **server})
     return cfg.model_copy(update={"control": cfg.control.model_copy(update={"policy": policy})})
 
 
