@@ -227,7 +227,9 @@ class ControlPlane(PlacementMixin):
                 tail = batch_time(service, request.n)
             if cluster.loading[v]:
                 backlog += cluster.loading_s(v, now)
-            finish = now + (backlog / workers + tail * request.work_scale) * self.slowdown
+            # Admitted on the mean speed: dispatch re-checks at mean + spread (`slowdown`) and
+            # answers 503 rather than late, so a noisy machine does not turn work away early.
+            finish = now + (backlog / workers + tail * request.work_scale) * self.calibration.mean
         else:
             finish = self.finish_estimate(level, now, request.n, request.work_scale)
         if finish > request.deadline_s:
@@ -392,7 +394,7 @@ class ControlPlane(PlacementMixin):
         else:  # as wide as a batch or wider: it runs alone
             mates, tail = 0.0, batch_time(service, images)
         wait += (self._backlog_s(v, now) - saved_s - mates) / workers
-        return now + (wait + tail * scale) * self.slowdown
+        return now + (wait + tail * scale) * self.calibration.mean
 
     def lowest_quality(self, request: Request, overloaded: bool = False) -> float:
         """The least predicted quality a request may be moved to: its floor minus the redirect
