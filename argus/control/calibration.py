@@ -27,8 +27,6 @@ class Calibration:
         self.mean = 1.0
         self.variance = 0.0
         self.observed = 0
-        self.deadline_factor = 1.0
-        """Mean + one standard deviation: what deadline checks scale profiled times by."""
 
     def observe(self, measured_s: float, profiled_s: float) -> None:
         if profiled_s <= 0 or measured_s <= 0:
@@ -39,7 +37,11 @@ class Calibration:
         delta = ratio - self.mean
         self.mean += weight * delta
         self.variance = (1 - weight) * (self.variance + weight * delta * delta)
-        self.deadline_factor = self.mean + math.sqrt(self.variance)
+
+    @property
+    def deadline_factor(self) -> float:
+        """Mean + one standard deviation: what deadline checks scale profiled times by."""
+        return self.mean + math.sqrt(self.variance)
 
     @property
     def load_factor(self) -> float:

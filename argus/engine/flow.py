@@ -42,6 +42,7 @@ from argus.engine.generate import (
     _initial_latents,
     _preview_plan,
     _token_ids,
+    decode_latents,
 )
 
 
@@ -209,12 +210,11 @@ def _schedule(pipe: FlowPipeline, spec: GenerationSpec) -> FlowMatchEulerDiscret
 @torch.inference_mode()
 def decode_flow_latents(pipe: FlowPipeline, latents: torch.Tensor) -> np.ndarray:
     """Latents -> float32 images (B, H, W, 3) in [0, 1]."""
-    if pipe.vae is None:
-        pixels = F.pixel_shuffle(latents, pipe.pixel_unshuffle).clamp(-1, 1)
-    else:
-        config = pipe.vae.config
-        scaled = latents / config.scaling_factor + (config.shift_factor or 0.0)
-        pixels = pipe.vae.decode(scaled).sample.clamp(-1, 1)
+    if pipe.vae is None:  # pixel space: decoded as the shapes UNets' latents are
+        return decode_latents(pipe, latents)  # type: ignore[arg-type]
+    config = pipe.vae.config
+    scaled = latents / config.scaling_factor + (config.shift_factor or 0.0)
+    pixels = pipe.vae.decode(scaled).sample.clamp(-1, 1)
     return ((pixels.float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
 
 

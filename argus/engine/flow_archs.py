@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from argus.engine.variants import read_json
+from argus.engine.variants import folder_latent_factor, read_json
 
 FlowFamily = Literal["flux", "sd3"]
 
@@ -52,12 +52,7 @@ def folder_family(folder: Path) -> FlowFamily | None:
 
 def folder_size_multiple(folder: Path) -> int:
     """VAE (or pixel-unshuffle) factor x 2 (the 2x2 patches) for a transformer folder."""
-    vae = folder / "vae" / "config.json"
-    if vae.exists():
-        factor = 2 ** (len(read_json(vae)["block_out_channels"]) - 1)
-    else:  # pixel space (the shapes DiT) or a hub-style folder without a local VAE config
-        factor = int(read_json(folder / "model_index.json").get("_argus_pixel_unshuffle", 8))
-    return factor * 2
+    return folder_latent_factor(folder, 8) * 2  # 8: a hub-style folder without a VAE config
 
 
 def flow_family(source: str) -> FlowFamily | None:

@@ -68,6 +68,17 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def folder_latent_factor(folder: Path, default: int) -> int:
+    """Image pixels per latent pixel of a diffusers folder: its VAE's downsampling, else a
+    pixel-space model's `_argus_pixel_unshuffle`, else `default`."""
+    vae = folder / "vae" / "config.json"
+    if vae.exists():
+        return 2 ** (len(read_json(vae)["block_out_channels"]) - 1)
+    index = folder / "model_index.json"
+    return int(read_json(index).get("_argus_pixel_unshuffle", default)) if index.exists() \
+        else default
+
+
 def size_multiple(variant: VariantConfig) -> int:
     """Image sides must be multiples of this; read from configs only, no weights loaded."""
     from argus.engine.flow_archs import FLOW_ARCHS, folder_family, folder_size_multiple
@@ -82,9 +93,4 @@ def size_multiple(variant: VariantConfig) -> int:
     if folder is None or not (folder / "unet" / "config.json").exists():
         return 8  # hub id: SD-class models take multiples of 8
     unet_levels = len(read_json(folder / "unet" / "config.json")["block_out_channels"])
-    vae_config = folder / "vae" / "config.json"
-    if vae_config.exists():
-        factor = 2 ** (len(read_json(vae_config)["block_out_channels"]) - 1)
-    else:
-        factor = int(read_json(folder / "model_index.json").get("_argus_pixel_unshuffle", 1))
-    return factor * 2 ** (unet_levels - 1)
+    return folder_latent_factor(folder, 1) * 2 ** (unet_levels - 1)
