@@ -121,8 +121,10 @@ class ServerConfig(_Section):
     """Worker processes on this machine; each owns its pipelines."""
     threads_per_worker: int = Field(default=0, ge=0)
     """torch threads per worker; 0 = cores // workers (never oversubscribe)."""
-    queue_capacity: int = Field(default=64, ge=1)
-    """Images waiting per dispatcher before 429 (a request wider than it still queues alone)."""
+    queue_capacity: int = Field(default=0, ge=0)
+    """Images waiting per dispatcher before 429 (a request wider than it still queues alone);
+    0 = what the workers can serve within one SLO at the fastest level (at least 64). Admission
+    rejects what cannot finish in time anyway: this bounds memory, not the promise."""
     max_batch: int = Field(default=8, ge=1)
     """Most requests the dispatcher hands one worker at once (the plane may give fewer)."""
     runtime: str = "local"

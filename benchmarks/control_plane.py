@@ -6,10 +6,12 @@ Prints one JSON object per line (stdout):
     {"bench": "planner", "workers": W, "levels": L, "median_ms": x}   for W in 8, 64, 1024
     {"bench": "dispatch", "mean_us": x}
     {"bench": "relevel", "queued": 1000, "first_ms": x, "median_ms": x}
+    {"bench": "coalesce", "queued": 1000, "median_ms": x}
     {"bench": "simulator", "requests_per_s": x}
 and the details of each measurement on stderr. Goals (issue 3): planner <= 50 ms at 1,024
 workers x 12 levels, dispatch <= 50 us mean, simulator >= 200,000 simulated requests/s;
-re-levelling (issue 12) <= 1 ms for a late arrival with 1,000 requests queued.
+re-levelling (issue 12) <= 1 ms for a late arrival with 1,000 requests queued, and so is
+forming one joint batch from a 1,000-request queue at mixed levels.
 Wall-clock time on whatever machine runs it; a shared machine inflates every figure.
 """
 
@@ -123,6 +125,35 @@ def bench_relevel(queued: int, rounds: int) -> None:
          f"{plane.releveler.moved}, goal <= 1 ms")
 
 
+def bench_coalesce(queued: int, rounds: int) -> None:
+    """One batch is one level: `next_batch` on a worker whose variant has `queued` requests
+    waiting at mixed levels (every call joins the earliest ones into one batch)."""
+    profile = a100_sdxl(with_prompts=False)
+    config = config_for_profile(profile, server={"queue_capacity": 10 * queued,
+                                                 "slo_s": 1e6})
+    plane = ControlPlane(config, profile, num_workers=1)
+    plane.tick(0.0)
+    levels = [plane.table.index[name] for name in ("sdxl-k0", "sdxl-s30", "sdxl-s20")]
+    for i in range(queued + 8 * rounds):
+        request = Request("", 0.0, 1e5 + i, f"q{i}")
+        plane.admit(request, 0.0)
+        if request.status.name == "QUEUED":
+            plane.queues.move(request, levels[i % len(levels)])
+            request.level = plane.table.names[levels[i % len(levels)]]
+    times, joined = [], 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        batch = plane.next_batch(0, 0.0, 8)
+        times.append((time.perf_counter() - started) * 1e3)
+        joined += len({r.level for r in batch}) == 1 and len(batch) == 8
+        for request in batch:
+            plane.complete(request, 0.0)
+    emit({"bench": "coalesce", "queued": plane.queues.total, "median_ms": round(
+        statistics.median(times), 3)},
+         f"coalesce: {rounds} batches from a queue at {len(levels)} mixed levels "
+         f"({joined} full one-level batches), goal <= 1 ms")
+
+
 def bench_simulator(duration_s: float) -> None:
     """`argus simulate` on 1,024 workers with the a100-sdxl profile, Poisson load near capacity
     (MILP planning every 5 s included)."""
@@ -159,6 +190,7 @@ def main() -> None:
         bench_planner(workers, rounds)
     bench_dispatch(20_000 if args.quick else 200_000)
     bench_relevel(1000, rounds)
+    bench_coalesce(1000, rounds)
     bench_simulator(60.0 if args.quick else 600.0)
 
 

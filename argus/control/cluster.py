@@ -108,6 +108,7 @@ class ClusterLoop:
         """A free worker's next step: load its planned variant, run a batch, or go idle (then
         False)."""
         plane = self.plane
+        plane.running.free(worker)  # offered: its batch, if any, is over
         if plane.workers.lent:
             plane.release_lent(worker, now)
         v = self._level_variant[plane.workers.level[worker]]
@@ -258,6 +259,7 @@ class ClusterLoop:
         it (to `Executor.unserved`). Returns the requeued ones."""
         batch = self.batches[worker] or ()
         self.batches[worker] = None
+        self.plane.running.free(worker)
         self.status[worker] = _DOWN
         self.loaded[worker] = -1
         requeued = self._requeue(batch, now)

@@ -112,6 +112,24 @@ class LevelQueues:
                     level, first = j, deadline
         return level
 
+    def earliest_requests(self, levels: Sequence[int], count: int) -> list[tuple[Request, int]]:
+        """Up to `count` queued (request, level) pairs of `levels`, earliest deadline first,
+        left queued. A best-first walk down each heap's tree: O(count log count) however long
+        the queues are (stale entries are stepped over, their children still searched)."""
+        heaps = self.heaps
+        frontier = [(heaps[j][0], j, 0) for j in levels if heaps[j]]
+        heapq.heapify(frontier)
+        out: list[tuple[Request, int]] = []
+        while frontier and len(out) < count:
+            entry, j, i = heapq.heappop(frontier)
+            if entry[2].queue_seq == entry[1]:
+                out.append((entry[2], j))
+            heap = heaps[j]
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < len(heap):
+                    heapq.heappush(frontier, (heap[child], j, child))
+        return out
+
     def pop(self, level: int) -> Request | None:
         heap = self.heaps[level]
         while heap:

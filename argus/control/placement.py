@@ -4,13 +4,16 @@ that never strand queued work. A mixin of `ControlPlane` (it uses the plane's ta
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from argus.control.relevel import UPGRADE_EXTRA_SHARE
 from argus.types import Rejection, Request
 
 
 class PlacementMixin:
-    """Lending workers and re-homing orphans, for `ControlPlane`."""
+    """Lending workers, re-homing orphans and routing to served levels, for `ControlPlane`."""
 
     def _admit_by_lending(self, request: Request, level: int, now: float) -> Request:
         """A pinned variant no worker holds: lend one when it can load the variant and serve
@@ -32,6 +35,50 @@ class PlacementMixin:
                                 "late)", Rejection.OVERLOADED)
         self.workers.lend(worker, level, now)
         return self._enqueue(request, level)
+
+    def _route_to_served(self, request: Request, level: int, now: float) -> int:
+        """Routed to a level no worker serves (before the first plan, or a class the plan
+        routes to itself): its best in-time level, though not much dearer than the one routed
+        (an idle worker given the costliest level is lost to a burst arriving meanwhile), else
+        its best in-time level, else its optimal level among those served."""
+        fix = self.fastest_fix(request, now, level, dearest_s=self.releveler.alone_s(
+            request, level) + UPGRADE_EXTRA_SHARE * self.slo_s * self.num_workers)
+        if fix is None:
+            fix = self.fastest_fix(request, now, level)
+        return self._served_level(request, level) if fix is None else fix
+
+    def _served(self, variant: int) -> bool:
+        return bool(self.workers.per_variant[variant] or self.workers.lent_from[variant])
+
+    def _served_level(self, request: Request, level: int) -> int:
+        """A level no worker serves (before the first plan, or a class the plan routes to
+        itself): the request's optimal level among those workers run now, the cheapest whose
+        predicted quality meets its floor (else the best of them); `level` if none runs."""
+        table, quality = self.table, request.predicted_quality or {}
+        floor = self.floor if request.quality_floor is None else request.quality_floor
+        served = [j for j in reversed(table.rank) if self._served(table.variant[j])]
+        return next((j for j in served if quality.get(table.names[j], 0.0) >= floor),
+                    max(served, key=lambda j: quality.get(table.names[j], 0.0), default=level))
+
+    def fastest_fix(self, request: Request, now: float, level: int, overloaded: bool = False,
+                    dearest_s: float = math.inf) -> int | None:
+        """The compatible level (`lowest_quality`) with the best predicted quality that still
+        finishes in time; None if there is none. `overloaded`: only other variants' levels
+        (re-levelling has tried this one's); `dearest_s`: only levels that run the request alone
+        within this long."""
+        table = self.table
+        quality = request.predicted_quality or {}
+        lowest = self.lowest_quality(request, overloaded)
+        own = table.variant[level]
+        best, best_q = None, -1.0
+        for j in range(len(table)):
+            q = quality.get(table.names[j], table.mean_quality[j])
+            if j == level or q < lowest or q <= best_q or (overloaded and table.variant[j] == own) \
+                    or self.releveler.alone_s(request, j) > dearest_s:
+                continue
+            if self.finish_estimate(j, now, request.n) <= request.deadline_s:
+                best, best_q = j, q
+        return best
 
     def release_lent(self, worker_id: int, now: float) -> bool:
         """Executors call this before offering a worker work: a lent worker whose borrowed
@@ -56,7 +103,8 @@ class PlacementMixin:
     def _keep_queued_served(self, target: np.ndarray) -> np.ndarray:
         """A plan never strands queued work: a variant that holds workers and has requests
         queued keeps one of them (no load) until they are served, taken from the variant the
-        plan gives the most workers."""
+        plan gives the most workers, or from one with nothing queued (its work is forecast, not
+        waiting: the next plan moves the worker once the queue is served)."""
         table, queues = self.table, self.queues
         target = target.copy()
         planned = np.bincount(table.variant, weights=target, minlength=len(table.load_time_s))
@@ -65,7 +113,7 @@ class PlacementMixin:
                 continue
             donor = max(range(len(target)), key=lambda lv: (planned[table.variant[lv]],
                                                             target[lv]))
-            if planned[table.variant[donor]] <= 1:
+            if planned[table.variant[donor]] <= 1 and queues.variant_count[table.variant[donor]]:
                 break
             target[donor] -= 1
             planned[table.variant[donor]] -= 1

@@ -34,6 +34,7 @@ from argus.control.predictor import (
 )
 from argus.control.profile import Profile
 from argus.control.relevel import Releveler
+from argus.control.running import RunningWork
 from argus.control.snapshot import plane_snapshot
 from argus.control.steps import StepModel
 from argus.control.workers import WorkerLevels
@@ -81,6 +82,10 @@ def profile_from_config(config: ArgusConfig) -> Profile:
     return build(config)
 
 
+MIN_QUEUE_CAPACITY = 64
+"""Least derived queue capacity (images), `server.queue_capacity: 0`."""
+
+
 class ControlPlane(PlacementMixin):
     def __init__(
         self,
@@ -104,7 +109,8 @@ class ControlPlane(PlacementMixin):
             table, config.cache.similarity_bands, config.cache.band_steps
         )
         self.num_workers = num_workers
-        self.queue_capacity = queue_capacity or config.server.queue_capacity
+        self.queue_capacity = queue_capacity or config.server.queue_capacity or max(
+            MIN_QUEUE_CAPACITY, math.ceil(num_workers * self.slo_s / min(table.image_time_s)))
         self.floor = config.control.quality_floor
         self.tolerance = config.control.redirect_tolerance
         self.overload_floor = config.control.overload_floor
@@ -121,6 +127,8 @@ class ControlPlane(PlacementMixin):
         self.workers = WorkerLevels(table, num_workers)
         """The cluster's assignment of workers to levels (plans and lent workers)."""
         self._running_s = [0.0] * len(table.load_time_s)
+        self.running = RunningWork(len(table.load_time_s), num_workers)
+        """What the busy workers' batches still take (in real time)."""
         self.steps = StepModel(table)
         self._pinned_quality = [{name: 1.0} for name in table.names]
         self.releveler = Releveler(
@@ -204,6 +212,8 @@ class ControlPlane(PlacementMixin):
         if level is None:
             return self._reject(request, request.reason or f"rejected by policy {self.policy.name}",
                                 Rejection.POLICY)
+        if self._degrades and not self._served(table.variant[level]):
+            level = self._route_to_served(request, level, now)
         if request.requested_steps is not None:
             level = self._within_request(request, level, best)
         if level != best and self._degrades:
@@ -219,7 +229,7 @@ class ControlPlane(PlacementMixin):
         if workers:
             service = table.service_s[level]
             batch = min(table.batch[level], queues.count[level] + request.n, len(service))
-            backlog = queues.work_s[v] + 0.5 * self._running_s[v]
+            backlog = queues.work_s[v] + self._running_left_s(v, now)
             if batch > request.n:  # its batch-mates' work is queued already
                 backlog -= (batch - request.n) * table.image_time_s[level]
                 tail = service[batch - 1]
@@ -367,10 +377,14 @@ class ControlPlane(PlacementMixin):
         return self.calibration.load_factor
 
     def _backlog_s(self, variant: int, now: float) -> float:
-        """Worker-seconds ahead of a new arrival at this variant (running work counts half,
-        capacity still loading counts as work)."""
-        return self.queues.work_s[variant] + 0.5 * self._running_s[variant] + \
+        """Worker-seconds ahead of a new arrival at this variant (what the running batches
+        still take, and capacity still loading, count as work)."""
+        return self.queues.work_s[variant] + self._running_left_s(variant, now) + \
             self.workers.loading_s(variant, now)
+
+    def _running_left_s(self, variant: int, now: float) -> float:
+        """The running batches' remainder, in the profile's time (as queued work is)."""
+        return self.running.left_s(variant, now) / self.calibration.mean
 
     def finish_estimate(
         self, level: int, now: float, images: int = 1, scale: float = 1.0, saved_s: float = 0.0,
@@ -405,24 +419,6 @@ class ControlPlane(PlacementMixin):
         lowest = self.floor - self.tolerance
         return min(lowest, self.overload_floor) if overloaded else lowest
 
-    def fastest_fix(self, request: Request, now: float, level: int, overloaded: bool = False) \
-            -> int | None:
-        """The compatible level (`lowest_quality`) with the best predicted quality that still
-        finishes in time; None if there is none. `overloaded`: only other variants' levels
-        (re-levelling has tried this one's)."""
-        table = self.table
-        quality = request.predicted_quality or {}
-        lowest = self.lowest_quality(request, overloaded)
-        own = table.variant[level]
-        best, best_q = None, -1.0
-        for j in range(len(table)):
-            q = quality.get(table.names[j], table.mean_quality[j])
-            if j == level or q < lowest or q <= best_q or (overloaded and table.variant[j] == own):
-                continue
-            if self.finish_estimate(j, now, request.n) <= request.deadline_s:
-                best, best_q = j, q
-        return best
-
     # ----------------------------------------------------------------- workers
     def next_batch(self, worker_id: int, now: float, max_batch: int) -> list[Request]:
         """Up to `max_batch` images of compatible requests for this worker, earliest deadline
@@ -438,7 +434,9 @@ class ControlPlane(PlacementMixin):
         if level < 0:
             return []
         if self._degrades:
-            level = self._rescue_heads(level, now, v)
+            joint = self.releveler.coalesce(v, now, min(max_batch, len(table.service_s[level])),
+                                            self.slowdown)
+            level = joint if joint >= 0 else self._rescue_heads(level, now, v)
             if self.upgrades and queues.variant_count[v] == 1:  # nothing else waits here
                 level = self.releveler.upgrade_alone(level, now, self.slowdown)
         service = table.service_s[level]
@@ -449,7 +447,10 @@ class ControlPlane(PlacementMixin):
             self.rejected += len(expired)
             self.rejected_later.extend(expired)
         if batch:
-            self._running_s[v] += table.image_time_s[level] * images * batch[0].work_scale
+            scale = batch[0].work_scale
+            self._running_s[v] += table.image_time_s[level] * images * scale
+            run_s = batch_time(service, images) * scale * self.calibration.mean
+            self.running.start(worker_id, v, now + run_s)
         return batch
 
     def _rescue_heads(self, level: int, now: float, variant: int) -> int:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 
 from argus.control.dispatcher import LevelQueues
@@ -42,6 +43,14 @@ __all__ = ["Releveler"]
 UPGRADE_MARGIN = 1.25
 """Quality up when idle only where the better level's run, stretched by this factor, still ends
 by the deadline: an upgrade must never make an answer late (service times vary live)."""
+UPGRADE_EXTRA_SHARE = 0.05
+"""An upgrade's extra run time (over the request's own level) is at most this share of what its
+variant's workers serve in one SLO window (SLO x workers): the worker it holds is lost to a burst
+that arrives meanwhile. (On one worker, a request upgraded to the costliest level on an idle
+server cost a burst a fifth of its window; on a large cluster the bound is loose.)"""
+CREDIT_SPENT = 0.5
+"""Share of a variant's credit (`coalesce`) one joint batch may spend: the rest is a cushion for
+the queue's tail, whose partial batches cost more per image than admission charged."""
 MEMO_SIZE = 1 << 14
 """Next moves remembered (then the memory starts over)."""
 _Move = tuple[float, float, int, Request, int, int, int]
@@ -71,6 +80,8 @@ class Releveler:
             for v in range(variants)
         ]
         self._moves: list[list[_Move] | None] = [None] * variants
+        self._credit = [0.0] * variants
+        """Per variant: worker-seconds its joint batches saved against their charge (`coalesce`)."""
         self._active = 0
         self._order = itertools.count()
         self.moved = 0
@@ -242,18 +253,28 @@ class Releveler:
     def in_time(self, request: Request, level: int, now: float, stretch: float = 1.0) -> bool:
         """Whether the request, started now alone at `level`, finishes by its deadline (its
         profiled time stretched by `stretch`: the measured slowdown, a margin)."""
-        service = self.table.service_s[level]
-        alone = service[min(request.n, len(service)) - 1] * request.run_fraction
-        return now + alone * stretch <= request.deadline_s
+        return now + self.alone_s(request, level) * stretch <= request.deadline_s
 
     def _better_in_time(self, request: Request, variant: int, level: int, now: float,
                         slowdown: float) -> int:
         """An upgrade: the best level of `variant` better than `level` that finishes in time
-        with `UPGRADE_MARGIN` to spare (a wrong upgrade costs the deadline)."""
+        with `UPGRADE_MARGIN` to spare (a wrong upgrade costs the deadline) and runs at most
+        `UPGRADE_EXTRA_SHARE` of its workers' SLO window longer than `level` would."""
+        table = self.table
         quality = request.predicted_quality or {}
-        current = quality.get(self.table.names[level], self.table.mean_quality[level])
-        return self._best_in_time(request, self._ladder[variant], now,
-                                  slowdown * UPGRADE_MARGIN, than=current)
+        current = quality.get(table.names[level], table.mean_quality[level])
+        service, n, fraction = table.service_s, request.n, request.run_fraction
+        limit = self.alone_s(request, level) + UPGRADE_EXTRA_SHARE * table.slo_s * max(
+            1, self.variant_workers(variant))
+        candidates = [j for j in self._ladder[variant]  # `alone_s`, inlined (once per upgrade)
+                      if service[j][min(n, len(service[j])) - 1] * fraction <= limit]
+        return self._best_in_time(request, candidates, now, slowdown * UPGRADE_MARGIN,
+                                  than=current)
+
+    def alone_s(self, request: Request, level: int) -> float:
+        """Profiled time of the request run alone at `level`."""
+        service = self.table.service_s[level]
+        return service[min(request.n, len(service)) - 1] * request.run_fraction
 
     def upgrade_into(self, variant: int, now: float, slowdown: float = 1.0) -> bool:
         """Quality up when idle: a worker of `variant` has nothing of its own queued, so the
@@ -275,6 +296,97 @@ class Releveler:
                 self._move(request, level, best, "onto an idle worker (quality up)")
                 return True
         return False
+
+    def coalesce(self, variant: int, now: float, limit: int, stretch: float = 1.0) -> int:
+        """One batch is one level. Under load (admission has re-levelled requests of the
+        variant since its queue was last empty, or a full batch waits for each of its workers),
+        with a full batch queued or the whole queue fitting one, the variant's earliest-deadline
+        requests run together, whatever levels they wait at, at one level: the best for them
+        (total predicted quality) whose batch takes no more worker time than their queued levels
+        were charged (what admission promised the requests behind them) plus part of the
+        variant's credit, that finishes by their earliest deadline (profiled time x `stretch`)
+        and that each may take (its floor under load, or no worse than its own level). They move
+        there; returns it, or -1 (nothing changed) when the earliest request cannot join others
+        or no level qualifies. The whole queue in one batch answers to deadlines only.
+
+        (Queued at mixed levels, the same requests would run as several partial batches, each
+        dearer per image than admission charged, and out of deadline order.) The credit is what
+        earlier joint batches of the variant saved against their charge since its queue was
+        last empty: time every request behind them gained, so a later batch may spend it (else
+        each batch would round down to the cheaper level and the queue drift to the cheapest).
+        """
+        table, queues = self.table, self.queues
+        queued = queues.variant_count[variant]
+        if queued < 2 or (self._moves[variant] is None
+                          and queued < limit * self.variant_workers(variant)):
+            if not queued:
+                self._credit[variant] = 0.0
+            return -1  # not under load: requests keep the levels admission gave them
+        count, levels_queued = queues.count, 0
+        for j in self._ladder[variant]:
+            if count[j]:
+                levels_queued += 1
+                if levels_queued > 1:
+                    break
+        else:  # one level queued: nothing to join
+            return -1
+        members: list[tuple[Request, int]] = []
+        images, budget = 0, 0.0
+        for request, level in queues.earliest_requests(self._ladder[variant], limit):
+            if not self._joinable(request, members[0][0] if members else None):
+                if not members:
+                    return -1
+                continue
+            if images + request.n > limit:
+                break
+            members.append((request, level))
+            images += request.n
+            budget += request.n * table.image_time_s[level]
+        levels = {level for _, level in members}
+        whole = len(members) == queues.variant_count[variant]
+        if len(levels) < 2 or (images < limit and not whole):
+            return -1
+        due = min(request.deadline_s for request, _ in members)
+        # The whole queue in one batch: nothing behind it to keep a promise to, only deadlines.
+        credit = CREDIT_SPENT * self._credit[variant]
+        allowed = math.inf if whole else (budget + credit) * (1 + 1e-9)
+        costliest = max(table.image_time_s[level] for level in levels)
+        best, best_q, best_run = -1, -1.0, 0.0
+        for j in self._ladder[variant]:
+            run = table.service_s[j][images - 1] if images <= len(table.service_s[j]) else math.inf
+            margin = UPGRADE_MARGIN if table.image_time_s[j] > costliest else 1.0
+            if run > allowed or now + run * stretch * margin > due:
+                continue
+            total = self._joint_quality(members, j)
+            if total > best_q:
+                best, best_q, best_run = j, total, run
+        if best < 0:
+            return -1
+        if not whole:
+            self._credit[variant] += budget - best_run
+        for request, level in members:
+            if level != best:
+                self._move(request, level, best, "into one batch under load")
+        return best
+
+    @staticmethod
+    def _joinable(request: Request, first: Request | None) -> bool:
+        """Free to move and to share an engine call with `first`."""
+        if request.pinned or request.requested_steps is not None or request.work_scale != 1.0:
+            return False
+        return first is None or request.batch_key == first.batch_key
+
+    def _joint_quality(self, members: list[tuple[Request, int]], level: int) -> float:
+        """Total predicted quality of `members` at `level`; -1 if one may not take it."""
+        names, means = self.table.names, self.table.mean_quality
+        total = 0.0
+        for request, own in members:
+            quality = request.predicted_quality or {}
+            q = quality.get(names[level], means[level])
+            if q < self.lowest(request) and q < quality.get(names[own], means[own]):
+                return -1.0
+            total += request.n * q
+        return total
 
     def _compatible(self, request: Request, level: int, t_now: float | None = None) -> list[int]:
         """Levels of the same variant cheaper than `level` (or than `t_now` per image) that the

@@ -2,7 +2,8 @@
 shapes data stream, AdamW with warm-up and cosine decay, an EMA copy, checkpoints every
 `--checkpoint-minutes`, and at the end a servable diffusers folder (`--out`, EMA weights) and a
 training record. `--init FOLDER` starts the text encoder from a trained shapes UNet variant of the
-same width (shapes-l: the words are already learned; the transformer starts fresh)."""
+same width (shapes-l: the words are already learned; the transformer starts fresh); given a DiT
+folder, it starts from its transformer too (continuing a shipped model with a fresh schedule)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from diffusers import SD3Transformer2DModel
 from transformers import CLIPTextModel
 
 from argus.shapes.dataset import TrainBatches
@@ -48,7 +50,8 @@ def _save(args: argparse.Namespace, model: torch.nn.Module, ema: torch.nn.Module
 
 def _start(args: argparse.Namespace, model: torch.nn.Module, ema: torch.nn.Module,
            opt: torch.optim.Optimizer) -> int:
-    """Weights to start from: a checkpoint (`--resume`, all state), or `--init`'s text encoder."""
+    """Weights to start from: a checkpoint (`--resume`, all state), or `--init`'s text encoder
+    (and its transformer when `--init` is a DiT folder)."""
     if args.resume:
         state = torch.load(args.resume, map_location="cpu")
         model.load_state_dict(state["model"])
@@ -60,6 +63,10 @@ def _start(args: argparse.Namespace, model: torch.nn.Module, ema: torch.nn.Modul
         text = CLIPTextModel.from_pretrained(args.init, subfolder="text_encoder")
         model.text_encoder.load_state_dict(text.state_dict())
         ema.text_encoder.load_state_dict(text.state_dict())
+        if (Path(args.init) / "transformer").is_dir():
+            dit = SD3Transformer2DModel.from_pretrained(args.init, subfolder="transformer")
+            model.transformer.load_state_dict(dit.state_dict())
+            ema.transformer.load_state_dict(dit.state_dict())
     return 0
 
 
