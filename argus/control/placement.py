@@ -15,6 +15,35 @@ from argus.types import Rejection, Request
 class PlacementMixin:
     """Lending workers, re-homing orphans and routing to served levels, for `ControlPlane`."""
 
+    def _admit_pinned(self, request: Request, now: float) -> Request:
+        level = self.pinned_level(request)
+        if level is None:
+            return self._reject(request, self.steps.pin_reason(request), Rejection.UNKNOWN_VARIANT)
+        request.optimal_level = self.table.names[level]
+        # Capacity for its level, but no quality sample: it can be served nowhere else.
+        self.demand.count(level, self._pinned_quality[level], request.n)
+        if self.queues.images + request.n > self.queue_capacity and self.queues.total:
+            return self._reject(request, "queue full", Rejection.QUEUE_FULL)
+        self.steps.override(request, level)
+        v = self.table.variant[level]
+        if not self.workers.per_variant[v] and not self.workers.lent_from[v]:
+            return self._admit_by_lending(request, level, now)
+        late = self.finish_estimate(level, now, request.n, request.work_scale) - \
+            request.deadline_s
+        if late > 0 and self._make_room(request, level, now) is not None:
+            late = 0.0
+        if late > 0:
+            why = "no worker runs it" if math.isinf(late) else f"predicted {late:.2f} s late"
+            return self._reject(
+                request, f"pinned level {self.table.names[level]} cannot meet the deadline ({why})",
+                Rejection.NO_WORKER if math.isinf(late) else Rejection.OVERLOADED,
+            )
+        return self._enqueue(request, level)
+
+    def pinned_level(self, request: Request) -> int | None:
+        """The one level a pinned request may run at (`StepModel.pinned_level`)."""
+        return self.steps.pinned_level(request)
+
     def _admit_by_lending(self, request: Request, level: int, now: float) -> Request:
         """A pinned variant no worker holds: lend one when it can load the variant and serve
         the request in time (its current batch first), else reject with that reason."""

@@ -133,7 +133,7 @@ class ControlPlane(PlacementMixin):
         self._pinned_quality = [{name: 1.0} for name in table.names]
         self.releveler = Releveler(
             table, self.queues, lambda r: self.lowest_quality(r, overloaded=True),
-            self.finish_estimate, lambda v: self.workers.per_variant[v],
+            self.finish_estimate, lambda v: self.workers.per_variant[v], self.queue_debt_s,
         )
         self._retried: set[str] = set()
         self.rejected_later: list[Request] = []  # read only; drained by `take_rejected`
@@ -281,35 +281,6 @@ class ControlPlane(PlacementMixin):
         for quality, level in zip(distinct, best, strict=True):
             memo[id(quality)] = (quality, level)
 
-    def _admit_pinned(self, request: Request, now: float) -> Request:
-        level = self.pinned_level(request)
-        if level is None:
-            return self._reject(request, self.steps.pin_reason(request), Rejection.UNKNOWN_VARIANT)
-        request.optimal_level = self.table.names[level]
-        # Capacity for its level, but no quality sample: it can be served nowhere else.
-        self.demand.count(level, self._pinned_quality[level], request.n)
-        if self.queues.images + request.n > self.queue_capacity and self.queues.total:
-            return self._reject(request, "queue full", Rejection.QUEUE_FULL)
-        self.steps.override(request, level)
-        v = self.table.variant[level]
-        if not self.workers.per_variant[v] and not self.workers.lent_from[v]:
-            return self._admit_by_lending(request, level, now)
-        late = self.finish_estimate(level, now, request.n, request.work_scale) - \
-            request.deadline_s
-        if late > 0 and self._make_room(request, level, now) is not None:
-            late = 0.0
-        if late > 0:
-            why = "no worker runs it" if math.isinf(late) else f"predicted {late:.2f} s late"
-            return self._reject(
-                request, f"pinned level {self.table.names[level]} cannot meet the deadline ({why})",
-                Rejection.NO_WORKER if math.isinf(late) else Rejection.OVERLOADED,
-            )
-        return self._enqueue(request, level)
-
-    def pinned_level(self, request: Request) -> int | None:
-        """The one level a pinned request may run at (`StepModel.pinned_level`)."""
-        return self.steps.pinned_level(request)
-
     def _enqueue(self, request: Request, level: int) -> Request:
         self._queue(request, level)
         self.admitted[level] += 1
@@ -381,6 +352,15 @@ class ControlPlane(PlacementMixin):
         still take, and capacity still loading, count as work)."""
         return self.queues.work_s[variant] + self._running_left_s(variant, now) + \
             self.workers.loading_s(variant, now)
+
+    def queue_debt_s(self, variant: int, now: float, deadline: float) -> float:
+        """Worker-seconds (profile time) of the variant's queued and running work that end
+        after `deadline`: what re-levelling owes the queue before an arrival is judged."""
+        workers = self.workers.per_variant[variant]
+        if not workers:
+            return 0.0
+        late = now + self._backlog_s(variant, now) / workers * self.calibration.mean - deadline
+        return late * workers / self.calibration.mean if late > 0.0 else 0.0
 
     def _running_left_s(self, variant: int, now: float) -> float:
         """The running batches' remainder, in the profile's time (as queued work is)."""

@@ -65,6 +65,7 @@ class Releveler:
         lowest: Callable[[Request], float],
         finish: Callable[[int, float, int, float, float], float],
         variant_workers: Callable[[int], int],
+        queue_debt: Callable[[int, float, float], float] | None = None,
     ) -> None:
         self.table = table
         self.queues = queues
@@ -73,6 +74,9 @@ class Releveler:
         self.finish = finish
         """The plane's `finish_estimate(level, now, images, scale, saved_s)`."""
         self.variant_workers = variant_workers
+        self.queue_debt = queue_debt
+        """Worker-seconds of a variant's queued and running work past a deadline
+        (`ControlPlane.queue_debt_s(variant, now, deadline)`)."""
         variants = len(table.load_time_s)
         # Per variant: its levels from the most to the least work per image.
         self._ladder = [
@@ -167,7 +171,11 @@ class Releveler:
         moves = self._heap(v)
         quality = request.predicted_quality or {}
         own, own_next = level, self.next_move(request, level)
-        saved_s = loss = 0.0
+        saved_s = loss = repaired = 0.0
+        # The queue's debt: work already queued past this arrival's deadline (the workers ran
+        # slower than planned, or a re-plan moved capacity). Its repair is owed to the requests
+        # queued, not to the arrival: those moves do not count against what it brings.
+        debt_s = 0.0 if self.queue_debt is None else self.queue_debt(v, now, request.deadline_s)
         taken: list[tuple[Request, int, int, _Move | None]] = []
         chained: list[_Move] = []  # next steps of requests moved in this call (not yet applied)
         skipped: list[_Move] = []  # due after the arrival: moving them would not help it
@@ -175,7 +183,7 @@ class Releveler:
             scale = request.work_scale if own == level else 1.0
             late = self.finish(own, now, request.n, scale, saved_s) - request.deadline_s
             worth = request.n * quality.get(names[own], means[own])
-            if late <= 0 or loss >= worth:
+            if late <= 0 or loss - repaired >= worth:
                 break
             self._drop_stale(moves, request.deadline_s, skipped)
             best = min((m for m in (moves[0] if moves else None,
@@ -194,6 +202,8 @@ class Releveler:
             first = move[4] >= 0  # a chained step starts from a level it runs unscaled
             saved = other.n * (image_time[source] * (other.work_scale if first else 1.0)
                                - image_time[target])
+            if saved_s < debt_s:
+                repaired += move[0] * min(saved, debt_s - saved_s)
             saved_s += saved
             loss += move[0] * saved
             taken.append((other, source, target, move if first else None))
@@ -203,7 +213,7 @@ class Releveler:
                                          -1, target, step[1]))
         for move in skipped:
             heapq.heappush(moves, move)
-        if late > 0 or loss >= worth:
+        if late > 0 or loss - repaired >= worth:
             for _, _, _, move in taken:
                 if move is not None:
                     heapq.heappush(moves, move)

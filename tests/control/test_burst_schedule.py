@@ -142,3 +142,23 @@ def test_the_default_queue_holds_what_the_workers_serve_in_one_slo():
     plane = _shapes_plane(workers=2)
     fastest = min(plane.table.image_time_s)
     assert plane.queue_capacity >= 2 * plane.slo_s / fastest > 64
+
+
+def test_an_arrival_does_not_pay_the_queue_s_debt():
+    """The worker turned out slower than planned (here: its running batch ends 0.3 s later than
+    admission assumed), so the queued work already ends past the next arrival's deadline. The
+    repair is owed to the queue: the arrival is judged on what it adds, and is admitted with
+    the repair moves, where charging it the whole debt rejected it."""
+    plane = _shapes_plane()
+    deadline = plane.finish_within_s
+    for prompt in sample_prompts(5, 40, held_out=True):
+        plane.admit(Request(prompt, 0.0, deadline), 0.0)
+    assert plane.queues.total == 40
+    v = plane.table.variant[plane.table.full]
+    plane.running.start(0, v, end=0.3)  # a batch admission did not count
+    assert plane.queue_debt_s(v, 0.0, deadline) > 0.1
+    moved = plane.releveler.moved
+    late = plane.admit(Request(sample_prompts(6, 1, held_out=True)[0], 0.0, deadline), 0.0)
+    assert late.status is RequestStatus.QUEUED
+    assert plane.releveler.moved > moved
+    assert plane.queue_debt_s(v, 0.0, deadline) <= 1e-9
