@@ -212,7 +212,9 @@ class ControlPlane(PlacementMixin):
         if level is None:
             return self._reject(request, request.reason or f"rejected by policy {self.policy.name}",
                                 Rejection.POLICY)
-        if self._degrades and not self._served(table.variant[level]):
+        cluster = self.workers
+        if self._degrades and not (cluster.per_variant[table.variant[level]]
+                                   or cluster.lent_from[table.variant[level]]):  # `_served`
             level = self._route_to_served(request, level, now)
         if request.requested_steps is not None:
             level = self._within_request(request, level, best)
@@ -224,12 +226,11 @@ class ControlPlane(PlacementMixin):
                 level = best
         # Inline `finish_estimate` (the hot path).
         v = table.variant[level]
-        cluster = self.workers
         workers = cluster.per_variant[v]
         if workers:
             service = table.service_s[level]
             batch = min(table.batch[level], queues.count[level] + request.n, len(service))
-            backlog = queues.work_s[v] + self._running_left_s(v, now)
+            backlog = queues.work_s[v] + self.running.left_s(v, now) / self.calibration.mean
             if batch > request.n:  # its batch-mates' work is queued already
                 backlog -= (batch - request.n) * table.image_time_s[level]
                 tail = service[batch - 1]
@@ -414,8 +415,8 @@ class ControlPlane(PlacementMixin):
         if level < 0:
             return []
         if self._degrades:
-            joint = self.releveler.coalesce(v, now, min(max_batch, len(table.service_s[level])),
-                                            self.slowdown)
+            joint = -1 if queues.variant_count[v] < 2 else self.releveler.coalesce(
+                v, now, min(max_batch, len(table.service_s[level])), self.slowdown)
             level = joint if joint >= 0 else self._rescue_heads(level, now, v)
             if self.upgrades and queues.variant_count[v] == 1:  # nothing else waits here
                 level = self.releveler.upgrade_alone(level, now, self.slowdown)

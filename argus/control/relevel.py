@@ -84,6 +84,8 @@ class Releveler:
             for v in range(variants)
         ]
         self._moves: list[list[_Move] | None] = [None] * variants
+        self._upgrade_ladders: dict[tuple, list[int]] = {}
+        """(variant, level, n, run fraction, workers) -> the levels an upgrade may take."""
         self._credit = [0.0] * variants
         """Per variant: worker-seconds its joint batches saved against their charge (`coalesce`)."""
         self._active = 0
@@ -263,7 +265,9 @@ class Releveler:
     def in_time(self, request: Request, level: int, now: float, stretch: float = 1.0) -> bool:
         """Whether the request, started now alone at `level`, finishes by its deadline (its
         profiled time stretched by `stretch`: the measured slowdown, a margin)."""
-        return now + self.alone_s(request, level) * stretch <= request.deadline_s
+        service = self.table.service_s[level]  # `alone_s`, inlined (the dispatch hot path)
+        alone = service[min(request.n, len(service)) - 1] * request.run_fraction
+        return now + alone * stretch <= request.deadline_s
 
     def _better_in_time(self, request: Request, variant: int, level: int, now: float,
                         slowdown: float) -> int:
@@ -273,11 +277,16 @@ class Releveler:
         table = self.table
         quality = request.predicted_quality or {}
         current = quality.get(table.names[level], table.mean_quality[level])
-        service, n, fraction = table.service_s, request.n, request.run_fraction
-        limit = self.alone_s(request, level) + UPGRADE_EXTRA_SHARE * table.slo_s * max(
-            1, self.variant_workers(variant))
-        candidates = [j for j in self._ladder[variant]  # `alone_s`, inlined (once per upgrade)
-                      if service[j][min(n, len(service[j])) - 1] * fraction <= limit]
+        workers = self.variant_workers(variant)
+        key = (variant, level, request.n, request.run_fraction, workers)
+        candidates = self._upgrade_ladders.get(key)
+        if candidates is None:  # the same few keys recur: computed once each
+            limit = self.alone_s(request, level) + UPGRADE_EXTRA_SHARE * table.slo_s * max(
+                1, workers)
+            candidates = [j for j in self._ladder[variant] if self.alone_s(request, j) <= limit]
+            if len(self._upgrade_ladders) >= MEMO_SIZE:
+                self._upgrade_ladders.clear()
+            self._upgrade_ladders[key] = candidates
         return self._best_in_time(request, candidates, now, slowdown * UPGRADE_MARGIN,
                                   than=current)
 

@@ -46,6 +46,8 @@ class RunningWork:
 
     def left_s(self, variant: int, now: float) -> float:
         """Worker-seconds the batches of `variant` running at `now` still take."""
+        if not self._count[variant]:
+            return 0.0  # (ended entries left in the heap are popped when it is next counted)
         ends = self._ends[variant]
         while ends and ends[0][0] <= now:
             end, token, worker = heapq.heappop(ends)
