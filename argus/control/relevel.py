@@ -142,9 +142,10 @@ class Releveler:
 
     def _heap(self, variant: int) -> list[_Move]:
         moves = self._moves[variant]
-        if moves is None:
+        if moves is None:  # an overload starts: its credit too (`coalesce`)
             moves = self._moves[variant] = []
             self._active += 1
+            self._credit[variant] = 0.0
             queues = self.queues
             for request in queues.queued():
                 level = queues.level_of(request.request_id)
@@ -158,6 +159,8 @@ class Releveler:
             if moves is not None and not self.queues.variant_count[v]:
                 self._moves[v] = None
                 self._active -= 1
+            if not self.queues.variant_count[v]:
+                self._credit[v] = 0.0
 
     # ----------------------------------------------------------------- moves
     def make_room(self, request: Request, level: int, now: float) -> int | None:
@@ -330,16 +333,15 @@ class Releveler:
 
         (Queued at mixed levels, the same requests would run as several partial batches, each
         dearer per image than admission charged, and out of deadline order.) The credit is what
-        earlier joint batches of the variant saved against their charge since its queue was
-        last empty: time every request behind them gained, so a later batch may spend it (else
+        earlier joint batches of the variant saved against their charge in this overload (from
+        the first re-levelling until the plan finds its queue empty): time every request behind
+        them gained, so a later batch may spend it (else
         each batch would round down to the cheaper level and the queue drift to the cheapest).
         """
         table, queues = self.table, self.queues
         queued = queues.variant_count[variant]
         if queued < 2 or (self._moves[variant] is None
                           and queued < limit * self.variant_workers(variant)):
-            if not queued:
-                self._credit[variant] = 0.0
             return -1  # not under load: requests keep the levels admission gave them
         count, levels_queued = queues.count, 0
         for j in self._ladder[variant]:
