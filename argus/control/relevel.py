@@ -374,6 +374,8 @@ class Releveler:
         costliest = max(table.image_time_s[level] for level in levels)
         best, best_q, best_run = -1, -1.0, 0.0
         for j in self._ladder[variant]:
+            if table.cache_k[j]:  # a reuse level's cost rests on each request's own cache hit
+                continue
             run = table.service_s[j][images - 1] if images <= len(table.service_s[j]) else math.inf
             margin = UPGRADE_MARGIN if table.image_time_s[j] > costliest else 1.0
             if run > allowed or now + run * stretch * margin > due:
