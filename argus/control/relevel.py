@@ -21,6 +21,12 @@ while the quality they cost stays below the quality the arrival itself is predic
 extra request served is worth one request's quality; anything dearer is a rejection: the last
 resort, with its reason).
 
+Two refinements. The queue's debt (work already queued past the arrival's deadline, because the
+workers ran slower than planned) is repaired by the same moves, but their loss is not charged to
+the arrival. And at dispatch, under load, one batch is one level (`coalesce`): the earliest
+requests join at the level best for them that costs no more than their queued levels were
+charged, so the queue runs as full batches in deadline order.
+
 Cost: candidate moves live in one heap per variant, built from that variant's queue the first
 time it is overloaded and kept (each push adds its next move, a move adds the one after) until
 the variant's queue empties; stale entries are skipped by the queue token. An admission that needs
@@ -335,62 +341,85 @@ class Releveler:
         dearer per image than admission charged, and out of deadline order.) The credit is what
         earlier joint batches of the variant saved against their charge in this overload (from
         the first re-levelling until the plan finds its queue empty): time every request behind
-        them gained, so a later batch may spend it (else
-        each batch would round down to the cheaper level and the queue drift to the cheapest).
+        them gained, so a later batch may spend it (else each batch would round down to the
+        cheaper level and the queue drift to the cheapest).
         """
-        table, queues = self.table, self.queues
-        queued = queues.variant_count[variant]
+        queued = self.queues.variant_count[variant]
         if queued < 2 or (self._moves[variant] is None
                           and queued < limit * self.variant_workers(variant)):
             return -1  # not under load: requests keep the levels admission gave them
-        count, levels_queued = queues.count, 0
+        if not self._mixed(variant):
+            return -1
+        members, images, budget = self._earliest_joinable(variant, limit)
+        whole = len(members) == queued
+        if len({level for _, level in members}) < 2 or (images < limit and not whole):
+            return -1
+        # The whole queue in one batch: nothing behind it to keep a promise to, only deadlines.
+        allowed = math.inf if whole else (
+            budget + CREDIT_SPENT * self._credit[variant]) * (1 + 1e-9)
+        best, run = self._joint_level(variant, members, images, allowed, now, stretch)
+        if best < 0:
+            return -1
+        if not whole:
+            self._credit[variant] += budget - run
+        for request, level in members:
+            if level != best:
+                self._move(request, level, best, "into one batch under load")
+        return best
+
+    def _mixed(self, variant: int) -> bool:
+        """Whether requests of `variant` wait at two levels or more."""
+        count, seen = self.queues.count, 0
         for j in self._ladder[variant]:
             if count[j]:
-                levels_queued += 1
-                if levels_queued > 1:
-                    break
-        else:  # one level queued: nothing to join
-            return -1
+                seen += 1
+                if seen > 1:
+                    return True
+        return False
+
+    def _earliest_joinable(self, variant: int, limit: int) \
+            -> tuple[list[tuple[Request, int]], int, float]:
+        """The earliest-deadline queued requests of `variant` that may share a batch with the
+        first one, up to `limit` images: (request, level) pairs, their images and the worker
+        time their queued levels were charged; none if the first may not join others."""
+        image_time = self.table.image_time_s
         members: list[tuple[Request, int]] = []
         images, budget = 0, 0.0
-        for request, level in queues.earliest_requests(self._ladder[variant], limit):
+        for request, level in self.queues.earliest_requests(self._ladder[variant], limit):
             if not self._joinable(request, members[0][0] if members else None):
                 if not members:
-                    return -1
+                    break
                 continue
             if images + request.n > limit:
                 break
             members.append((request, level))
             images += request.n
-            budget += request.n * table.image_time_s[level]
-        levels = {level for _, level in members}
-        whole = len(members) == queues.variant_count[variant]
-        if len(levels) < 2 or (images < limit and not whole):
-            return -1
+            budget += request.n * image_time[level]
+        return members, images, budget
+
+    def _joint_level(self, variant: int, members: list[tuple[Request, int]], images: int,
+                     allowed: float, now: float, stretch: float) -> tuple[int, float]:
+        """The level of `variant` best for `members` together (total predicted quality) whose
+        batch takes at most `allowed` worker-seconds and ends by their earliest deadline (with
+        `UPGRADE_MARGIN` where it costs more than each member's own level): (level, its batch
+        time), or (-1, 0) if none. Never a latent-reuse level: its cost rests on each request's
+        own cache hit (a miss at dispatch runs every step)."""
+        table = self.table
         due = min(request.deadline_s for request, _ in members)
-        # The whole queue in one batch: nothing behind it to keep a promise to, only deadlines.
-        credit = CREDIT_SPENT * self._credit[variant]
-        allowed = math.inf if whole else (budget + credit) * (1 + 1e-9)
-        costliest = max(table.image_time_s[level] for level in levels)
+        costliest = max(table.image_time_s[level] for _, level in members)
         best, best_q, best_run = -1, -1.0, 0.0
         for j in self._ladder[variant]:
-            if table.cache_k[j]:  # a reuse level's cost rests on each request's own cache hit
+            service = table.service_s[j]
+            if table.cache_k[j] or images > len(service):
                 continue
-            run = table.service_s[j][images - 1] if images <= len(table.service_s[j]) else math.inf
+            run = service[images - 1]
             margin = UPGRADE_MARGIN if table.image_time_s[j] > costliest else 1.0
             if run > allowed or now + run * stretch * margin > due:
                 continue
             total = self._joint_quality(members, j)
             if total > best_q:
                 best, best_q, best_run = j, total, run
-        if best < 0:
-            return -1
-        if not whole:
-            self._credit[variant] += budget - best_run
-        for request, level in members:
-            if level != best:
-                self._move(request, level, best, "into one batch under load")
-        return best
+        return best, best_run
 
     @staticmethod
     def _joinable(request: Request, first: Request | None) -> bool:
