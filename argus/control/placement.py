@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from argus.control.dispatcher import batch_time
 from argus.control.relevel import UPGRADE_EXTRA_SHARE
 from argus.types import Rejection, Request
 
@@ -55,8 +56,7 @@ class PlacementMixin:
         own = table.variant[self.workers.level[worker]]
         finish = now + self._running_s[own] / max(1, self.workers.per_variant[own]) + \
             table.load_time_s[table.variant[level]] + \
-            table.service_s[level][min(request.n, len(table.service_s[level])) - 1] * \
-            request.work_scale
+            batch_time(table.service_s[level], request.n) * request.work_scale
         if finish > request.deadline_s:
             late = finish - request.deadline_s
             return self._reject(request, f"pinned level {table.names[level]} cannot meet the "

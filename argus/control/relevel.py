@@ -40,7 +40,7 @@ import itertools
 import math
 from collections.abc import Callable
 
-from argus.control.dispatcher import LevelQueues
+from argus.control.dispatcher import LevelQueues, batch_time
 from argus.control.levels import LevelTable
 from argus.types import Request
 
@@ -274,9 +274,9 @@ class Releveler:
     def in_time(self, request: Request, level: int, now: float, stretch: float = 1.0) -> bool:
         """Whether the request, started now alone at `level`, finishes by its deadline (its
         profiled time stretched by `stretch`: the measured slowdown, a margin)."""
-        service = self.table.service_s[level]  # `alone_s`, inlined (the dispatch hot path)
-        alone = service[min(request.n, len(service)) - 1] * request.run_fraction
-        return now + alone * stretch <= request.deadline_s
+        service, n = self.table.service_s[level], request.n  # `alone_s`, inlined (hot path)
+        alone = service[n - 1] if n <= len(service) else service[-1] * n / len(service)
+        return now + alone * request.run_fraction * stretch <= request.deadline_s
 
     def _better_in_time(self, request: Request, variant: int, level: int, now: float,
                         slowdown: float) -> int:
@@ -300,9 +300,9 @@ class Releveler:
                                   than=current)
 
     def alone_s(self, request: Request, level: int) -> float:
-        """Profiled time of the request run alone at `level`."""
-        service = self.table.service_s[level]
-        return service[min(request.n, len(service)) - 1] * request.run_fraction
+        """Profiled time of the request run alone at `level` (linear beyond the largest
+        profiled batch, as `batch_time` and the dispatch check count it)."""
+        return batch_time(self.table.service_s[level], request.n) * request.run_fraction
 
     def upgrade_into(self, variant: int, now: float, slowdown: float = 1.0) -> bool:
         """Quality up when idle: a worker of `variant` has nothing of its own queued, so the

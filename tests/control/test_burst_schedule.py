@@ -162,3 +162,17 @@ def test_an_arrival_does_not_pay_the_queue_s_debt():
     assert late.status is RequestStatus.QUEUED
     assert plane.releveler.moved > moved
     assert plane.queue_debt_s(v, 0.0, deadline) <= 1e-9
+
+
+def test_a_request_wider_than_the_profiled_batches_is_timed_as_dispatch_times_it():
+    """Rescue and upgrades judge a request's run alone the way the dispatch check does: linear
+    beyond the largest profiled batch (they took the largest batch's time, so 16 images were
+    thought to finish in the time of 8)."""
+    plane = _shapes_plane()
+    level = plane.table.full
+    service = plane.table.service_s[level]
+    wide = Request("a red circle", 0.0, 10.0, n=2 * len(service))
+    assert plane.releveler.alone_s(wide, level) == pytest.approx(2 * service[-1])
+    just_enough = 1.5 * service[-1]
+    wide.deadline_s = just_enough
+    assert not plane.releveler.in_time(wide, level, 0.0)
