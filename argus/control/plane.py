@@ -360,8 +360,8 @@ class ControlPlane(PlacementMixin):
         workers = self.workers.per_variant[variant]
         if not workers:
             return 0.0
-        late = now + self._backlog_s(variant, now) / workers * self.calibration.mean - deadline
-        return late * workers / self.calibration.mean if late > 0.0 else 0.0
+        debt = self._backlog_s(variant, now) - (deadline - now) * workers / self.calibration.mean
+        return debt if debt > 0.0 else 0.0
 
     def _running_left_s(self, variant: int, now: float) -> float:
         """The running batches' remainder, in the profile's time (as queued work is)."""

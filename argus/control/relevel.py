@@ -274,9 +274,7 @@ class Releveler:
     def in_time(self, request: Request, level: int, now: float, stretch: float = 1.0) -> bool:
         """Whether the request, started now alone at `level`, finishes by its deadline (its
         profiled time stretched by `stretch`: the measured slowdown, a margin)."""
-        service, n = self.table.service_s[level], request.n  # `alone_s`, inlined (hot path)
-        alone = service[n - 1] if n <= len(service) else service[-1] * n / len(service)
-        return now + alone * request.run_fraction * stretch <= request.deadline_s
+        return now + self.alone_s(request, level) * stretch <= request.deadline_s
 
     def _better_in_time(self, request: Request, variant: int, level: int, now: float,
                         slowdown: float) -> int:

@@ -55,8 +55,7 @@ class RunningWork:
             if entry is not None and entry[2] == token and entry[3]:
                 entry[3] = False
                 self._uncount(variant, end)
-        count = self._count[variant]
-        return max(self._sum[variant] - count * now, 0.0) if count else 0.0
+        return max(self._sum[variant] - self._count[variant] * now, 0.0)
 
     def _uncount(self, variant: int, end: float) -> None:
         self._count[variant] -= 1
